@@ -1,0 +1,224 @@
+//! Wires sources, the record builder and sinks together, and runs them until a signal.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hindsight_exporters::elasticsearch::{ElasticsearchSink, Readiness, SinkMetrics};
+use hindsight_exporters::LogRecord;
+use sha2::Digest as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState, ReadinessCheck};
+use crate::config::Config;
+use crate::event::LogEvent;
+use crate::metrics::{new_registry, PipelineMetrics, ReasonLabel};
+use crate::records::RecordBuilder;
+use crate::sources::files::{FileSource, FileSourceMetrics};
+
+/// Batches in flight between two stages; each batch holds up to a few thousand events.
+const STAGE_CHANNEL_BATCHES: usize = 8;
+
+/// Everything built from a valid configuration, ready to run.
+pub struct Agent {
+    config: Config,
+    config_path: String,
+    config_digest: String,
+    host_name: String,
+    source: FileSource,
+    sink: ElasticsearchSink,
+    registry: prometheus_client::registry::Registry,
+    pipeline_metrics: PipelineMetrics,
+    started: Instant,
+}
+
+/// Reads and validates the configuration and builds every component, without starting
+/// anything. All component errors are reported together.
+pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
+    let started = Instant::now();
+    let raw = std::fs::read(config_path).with_context(|| format!("{}: cannot read", config_path.display()))?;
+    let config = Config::load(config_path)?;
+    let mut registry = new_registry(started);
+    let pipeline_metrics = PipelineMetrics::default();
+    pipeline_metrics.register(&mut registry);
+    let file_metrics = FileSourceMetrics::default();
+    file_metrics.register(&mut registry);
+    let sink_metrics = SinkMetrics::default();
+    sink_metrics.register(&mut registry);
+
+    let mut problems = Vec::new();
+    let source = config
+        .inputs
+        .files
+        .build(&config.data_dir, file_metrics)
+        .map_err(|error| problems.push(format!("inputs.files.{error}")))
+        .ok();
+    let sink = config
+        .outputs
+        .elasticsearch
+        .build(&config.data_dir, sink_metrics)
+        .map_err(|error| problems.push(format!("outputs.elasticsearch.{error}")))
+        .ok();
+    let (Some(source), Some(sink)) = (source, sink) else {
+        return Err(crate::config::ConfigError::Invalid {
+            path: config_path.to_owned(),
+            problems,
+        }
+        .into());
+    };
+    let host_name = config
+        .host_name
+        .clone()
+        .or_else(|| std::env::var("NODE_NAME").ok().filter(|name| !name.is_empty()))
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    Ok(Agent {
+        config_path: config_path.display().to_string(),
+        config_digest: hex::encode(sha2::Sha256::digest(&raw)),
+        config,
+        host_name,
+        source,
+        sink,
+        registry,
+        pipeline_metrics,
+        started,
+    })
+}
+
+impl Agent {
+    /// The configured log filter, for setting up the agent's own logging.
+    pub fn log_level(&self) -> &str {
+        &self.config.log.level
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops reading, flushes what is in flight
+    /// within the grace period and persists checkpoints.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Agent {
+            config,
+            config_path,
+            config_digest,
+            host_name,
+            source,
+            sink,
+            registry,
+            pipeline_metrics,
+            started,
+        } = self;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("data_dir {}: cannot create", config.data_dir.display()))?;
+        let grace = config.shutdown_grace;
+
+        let admin_shutdown = CancellationToken::new();
+        let admin_task = if config.admin.enabled {
+            let state = AdminState {
+                registry,
+                readiness: vec![Box::new(SinkReadiness(sink.readiness()))],
+                started,
+                config_digest,
+                config_path,
+            };
+            Some(tokio::spawn(admin::serve(config.admin.address, state, admin_shutdown.clone())))
+        } else {
+            None
+        };
+
+        let (events_tx, events_rx) = mpsc::channel::<Vec<LogEvent>>(STAGE_CHANNEL_BATCHES);
+        let (records_tx, records_rx) = mpsc::channel::<Vec<LogRecord>>(STAGE_CHANNEL_BATCHES);
+        let source_task = tokio::spawn(source.run(events_tx, shutdown.clone(), grace));
+        let builder_task = tokio::spawn(build_records(events_rx, records_tx, RecordBuilder::new(host_name), pipeline_metrics));
+        let sink_task = tokio::spawn(run_sink(sink, records_rx, shutdown.clone()));
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), "hindsight started");
+
+        shutdown.cancelled().await;
+        tracing::info!(grace = ?grace, "shutting down: reading stopped, flushing in-flight records");
+        let deadline = tokio::time::Instant::now() + grace;
+        let _ = builder_task.await;
+        let mut sink_task = sink_task;
+        if tokio::time::timeout_at(deadline, &mut sink_task).await.is_err() {
+            tracing::warn!("grace period over with records in flight; they will be read again after restart");
+            sink_task.abort();
+        }
+        match tokio::time::timeout_at(deadline + Duration::from_secs(2), source_task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::error!(%error, "file source stopped with an error"),
+            Ok(Err(error)) => tracing::error!(%error, "file source task failed"),
+            Err(_) => tracing::warn!("file source did not stop in time; checkpoints may lag"),
+        }
+        admin_shutdown.cancel();
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
+        tracing::info!("hindsight stopped");
+        Ok(())
+    }
+}
+
+/// Turns event batches into record batches. Ends when the source closes its channel.
+async fn build_records(
+    mut events: mpsc::Receiver<Vec<LogEvent>>,
+    records: mpsc::Sender<Vec<LogRecord>>,
+    mut builder: RecordBuilder,
+    metrics: PipelineMetrics,
+) {
+    while let Some(batch) = events.recv().await {
+        let mut out = Vec::with_capacity(batch.len());
+        let mut bytes = 0u64;
+        for event in batch {
+            bytes += event.line.len() as u64;
+            let (record, outcome) = builder.build(event);
+            if let Some(reason) = outcome.wrapped {
+                metrics.wrapped.get_or_create(&ReasonLabel { reason: reason.tag() }).inc();
+            }
+            if outcome.invalid_utf8 {
+                metrics.invalid_utf8.inc();
+            }
+            out.push(record);
+        }
+        metrics.events_in.inc_by(out.len() as u64);
+        metrics.bytes_in.inc_by(bytes);
+        if records.send(out).await.is_err() {
+            // The sink is gone (aborted at shutdown); the dropped acks keep checkpoints back.
+            break;
+        }
+    }
+}
+
+/// Waits until a node answers and the index template is in place, then runs the sink.
+/// Until then records queue up to the channel bound and the sources pause.
+async fn run_sink(sink: ElasticsearchSink, records: mpsc::Receiver<Vec<LogRecord>>, shutdown: CancellationToken) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match sink.healthcheck().await {
+            Ok(info) => {
+                tracing::info!(distribution = ?info.distribution, version = %info.version, "elasticsearch output connected");
+                match sink.install_template().await {
+                    Ok(()) => break,
+                    Err(error) => tracing::warn!(%error, "index template not installed yet; retrying"),
+                }
+            }
+            Err(error) => tracing::warn!(%error, "elasticsearch output not reachable yet; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => {
+                tracing::warn!("shutting down before the output was reachable; unsent lines will be read again");
+                return;
+            }
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+    sink.run(records).await;
+}
+
+struct SinkReadiness(Readiness);
+
+impl ReadinessCheck for SinkReadiness {
+    fn name(&self) -> &str {
+        "outputs.elasticsearch"
+    }
+
+    fn is_ready(&self) -> bool {
+        self.0.is_ready()
+    }
+}

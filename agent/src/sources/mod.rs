@@ -1,0 +1,3 @@
+//! Sources: where records enter the pipeline.
+
+pub mod files;

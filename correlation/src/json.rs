@@ -1,0 +1,459 @@
+//! Reading the few top-level fields the agent needs from a JSON object, and adding fields
+//! to it, without building a tree and without re-serialising the original.
+//!
+//! ```
+//! use hindsight_correlation::json::{scan_object, ObjectWriter};
+//!
+//! let line = br#"{"msg":"hi","time":"2026-11-23T10:00:00Z"}"#;
+//! let top = scan_object(line).unwrap();
+//! assert_eq!(top.time_field().unwrap().1.as_str(), Some("2026-11-23T10:00:00Z"));
+//!
+//! let mut out = Vec::new();
+//! let mut doc = ObjectWriter::splice(&mut out, line, &top);
+//! doc.field_str("stream", "stdout");
+//! doc.finish();
+//! assert_eq!(out, br#"{"msg":"hi","time":"2026-11-23T10:00:00Z","stream":"stdout"}"#);
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+/// Top-level keys the agent looks at for the record's own time, in order of preference.
+pub const TIME_FIELDS: &[&str] = &["@timestamp", "time", "timestamp", "ts", "@t", "t"];
+
+/// Top-level keys the agent adds to records; their presence in the original matters.
+pub const AGENT_ROOTS: &[&str] = &["@timestamp", "kubernetes", "host", "log", "stream"];
+
+/// Why a line is not a JSON object the agent can splice into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotAnObject {
+    /// The bytes are not valid UTF-8 (checked before the JSON itself).
+    #[error("not valid UTF-8")]
+    InvalidUtf8,
+    /// The bytes are not valid JSON.
+    #[error("not valid JSON")]
+    InvalidJson,
+    /// Valid JSON, but an array, string, number, boolean or null.
+    #[error("JSON, but not an object")]
+    NotObject,
+}
+
+/// The value of a time field: text or a number, as written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimeValue<'a> {
+    /// A JSON string (unescaped).
+    Text(Cow<'a, str>),
+    /// A JSON number.
+    Number(f64),
+    /// Anything else (object, array, bool, null): unusable as a time.
+    Other,
+}
+
+impl TimeValue<'_> {
+    /// The text, when the value is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            TimeValue::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// What the agent learned about a JSON object's top level in one validating pass.
+#[derive(Debug, Default)]
+pub struct TopLevel<'a> {
+    /// Time fields found, keyed by their index in [`TIME_FIELDS`].
+    times: Vec<(usize, TimeValue<'a>)>,
+    /// For each of [`AGENT_ROOTS`]: `None` absent, `Some(true)` an object, `Some(false)` a scalar/array.
+    roots: [Option<bool>; 5],
+    /// The object has no members (`{}`).
+    empty: bool,
+}
+
+impl<'a> TopLevel<'a> {
+    /// The preferred time field present, with its name.
+    pub fn time_field(&self) -> Option<(&'static str, &TimeValue<'a>)> {
+        self.times
+            .iter()
+            .min_by_key(|(index, _)| *index)
+            .map(|(index, value)| (TIME_FIELDS[*index], value))
+    }
+
+    /// How the original uses one of [`AGENT_ROOTS`]: absent, an object, or something else.
+    pub fn root(&self, name: &str) -> RootUse {
+        match AGENT_ROOTS.iter().position(|root| *root == name) {
+            Some(index) => match self.roots[index] {
+                None => RootUse::Absent,
+                Some(true) => RootUse::Object,
+                Some(false) => RootUse::Scalar,
+            },
+            None => RootUse::Absent,
+        }
+    }
+
+    /// True when the object has no members.
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+}
+
+/// How the original record uses a top-level key the agent wants to add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootUse {
+    /// Not present: the agent adds it as an object.
+    Absent,
+    /// Present as an object: the agent adds dotted keys (`host.name`) that merge with it.
+    Object,
+    /// Present as a scalar or array: the agent leaves the original alone and adds nothing.
+    Scalar,
+}
+
+/// Validates `line` as one JSON object (surrounding whitespace allowed) and reads its top level.
+///
+/// UTF-8 is checked first, over the whole line: serde skips unread strings without
+/// checking them, and a document with invalid UTF-8 would be rejected by the backend.
+pub fn scan_object(line: &[u8]) -> Result<TopLevel<'_>, NotAnObject> {
+    let text = std::str::from_utf8(line).map_err(|_| NotAnObject::InvalidUtf8)?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let top = match deserializer.deserialize_any(TopVisitor) {
+        Ok(Some(top)) => top,
+        Ok(None) => return Err(NotAnObject::NotObject),
+        Err(_) => return Err(NotAnObject::InvalidJson),
+    };
+    deserializer.end().map_err(|_| NotAnObject::InvalidJson)?;
+    Ok(top)
+}
+
+struct TopVisitor;
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Option<TopLevel<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut top = TopLevel {
+            empty: true,
+            ..TopLevel::default()
+        };
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            top.empty = false;
+            if let Some(index) = TIME_FIELDS.iter().position(|field| *field == key) {
+                let value = map.next_value::<TimeSeed>()?;
+                if index == 0 {
+                    top.roots[0] = Some(false);
+                }
+                top.times.push((index, value.0));
+            } else if let Some(index) = AGENT_ROOTS.iter().position(|root| *root == key) {
+                let kind = map.next_value::<ValueKind>()?;
+                top.roots[index] = Some(kind.0);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Some(top))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// Reads a time field's value, keeping strings borrowed when they need no unescaping.
+struct TimeSeed<'de>(TimeValue<'de>);
+
+impl<'de> de::Deserialize<'de> for TimeSeed<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TimeVisitor;
+        impl<'de> Visitor<'de> for TimeVisitor {
+            type Value = TimeValue<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a time value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(TimeValue::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(TimeValue::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(TimeValue::Number(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(TimeValue::Number(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(TimeValue::Number(v))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(TimeValue::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(TimeValue::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(TimeValue::Other)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TimeValue::Other)
+            }
+        }
+        deserializer.deserialize_any(TimeVisitor).map(TimeSeed)
+    }
+}
+
+/// Skips a value, noting whether it was an object.
+struct ValueKind(bool);
+
+impl<'de> de::Deserialize<'de> for ValueKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KindVisitor;
+        impl<'de> Visitor<'de> for KindVisitor {
+            type Value = bool;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(true)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(false)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+                Ok(false)
+            }
+        }
+        deserializer.deserialize_any(KindVisitor).map(ValueKind)
+    }
+}
+
+/// Appends members to a JSON object being written into a buffer.
+///
+/// Either splices into an existing object (copying its bytes up to the closing brace) or
+/// starts a new one. Call [`ObjectWriter::finish`] to close it.
+pub struct ObjectWriter<'o> {
+    out: &'o mut Vec<u8>,
+    needs_comma: bool,
+}
+
+impl<'o> ObjectWriter<'o> {
+    /// Copies the validated object `line` into `out` without its closing brace.
+    pub fn splice(out: &'o mut Vec<u8>, line: &[u8], top: &TopLevel<'_>) -> Self {
+        let trimmed = line.trim_ascii();
+        // `scan_object` validated the object, so it ends with `}`.
+        let body = trimmed.strip_suffix(b"}").unwrap_or(trimmed);
+        out.extend_from_slice(body.trim_ascii_end());
+        ObjectWriter {
+            out,
+            needs_comma: !top.is_empty(),
+        }
+    }
+
+    /// Starts a new object in `out`.
+    pub fn new(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        ObjectWriter {
+            out,
+            needs_comma: false,
+        }
+    }
+
+    /// Writes `"key":` and returns the buffer to write the raw value into.
+    pub fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if self.needs_comma {
+            self.out.push(b',');
+        }
+        self.needs_comma = true;
+        write_str(self.out, key);
+        self.out.push(b':');
+        self.out
+    }
+
+    /// Adds a string member.
+    pub fn field_str(&mut self, key: &str, value: &str) {
+        let out = self.key(key);
+        write_str(out, value);
+    }
+
+    /// Adds a member whose value is already-valid JSON.
+    pub fn field_raw(&mut self, key: &str, raw_json: &[u8]) {
+        self.key(key).extend_from_slice(raw_json);
+    }
+
+    /// Adds a member holding a nested object, written by `build`.
+    pub fn field_object(&mut self, key: &str, build: impl FnOnce(&mut ObjectWriter<'_>)) {
+        let out = self.key(key);
+        let mut inner = ObjectWriter::new(out);
+        build(&mut inner);
+        inner.finish();
+    }
+
+    /// Closes the object.
+    pub fn finish(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// Writes `value` as a JSON string (with quotes), escaping per RFC 8259.
+pub fn write_str(out: &mut Vec<u8>, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    for (index, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..index]);
+        if escape.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(byte >> 4) as usize]);
+            out.push(HEX[(byte & 0xf) as usize]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = index + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn splice(line: &[u8], add: &[(&str, &str)]) -> String {
+        let top = scan_object(line).expect("object");
+        let mut out = Vec::new();
+        let mut writer = ObjectWriter::splice(&mut out, line, &top);
+        for (key, value) in add {
+            writer.field_str(key, value);
+        }
+        writer.finish();
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn splices_before_the_closing_brace_keeping_original_bytes() {
+        let line = br#" {"b": 1.50, "a" : "x\u0041"}  "#;
+        assert_eq!(
+            splice(line, &[("stream", "stdout")]),
+            r#"{"b": 1.50, "a" : "x\u0041","stream":"stdout"}"#
+        );
+    }
+
+    #[test]
+    fn empty_object_gets_no_leading_comma() {
+        assert_eq!(splice(b"{ }", &[("k", "v")]), r#"{"k":"v"}"#);
+    }
+
+    #[test]
+    fn finds_preferred_time_field_and_roots() {
+        let line = br#"{"ts":1700000000,"time":"2026-01-01T00:00:00Z","host":"h","log":{"level":"info"}}"#;
+        let top = scan_object(line).unwrap();
+        let (name, value) = top.time_field().unwrap();
+        assert_eq!(name, "time");
+        assert_eq!(value.as_str(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(top.root("host"), RootUse::Scalar);
+        assert_eq!(top.root("log"), RootUse::Object);
+        assert_eq!(top.root("kubernetes"), RootUse::Absent);
+    }
+
+    #[test]
+    fn escaped_time_text_is_unescaped() {
+        let top = scan_object(br#"{"time":"2026\u002d01-01T00:00:00Z"}"#).unwrap();
+        assert_eq!(top.time_field().unwrap().1.as_str(), Some("2026-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_one_object() {
+        for (line, expected) in [
+            (&b"not json"[..], NotAnObject::InvalidJson),
+            (b"", NotAnObject::InvalidJson),
+            (br#"{"a":1} {"b":2}"#, NotAnObject::InvalidJson),
+            (br#"{"a":1"#, NotAnObject::InvalidJson),
+            (b"{\"a\":\"\xff\"}", NotAnObject::InvalidUtf8),
+            (b"[1,2]", NotAnObject::NotObject),
+            (b"\"text\"", NotAnObject::NotObject),
+            (b"42", NotAnObject::NotObject),
+            (b"null", NotAnObject::NotObject),
+        ] {
+            assert_eq!(scan_object(line).err(), Some(expected), "{:?}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn deep_nesting_neither_crashes_nor_recurses() {
+        // Skipped values are walked without recursion, so depth cannot overflow the stack.
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(scan_object(deep.as_bytes()).is_ok());
+        let unterminated = format!("{{\"a\":{}", "[".repeat(100_000));
+        assert_eq!(scan_object(unterminated.as_bytes()).err(), Some(NotAnObject::InvalidJson));
+        let deep_time = format!("{{\"time\":{}{}}}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+        assert_eq!(scan_object(deep_time.as_bytes()).err(), Some(NotAnObject::InvalidJson));
+    }
+
+    #[test]
+    fn write_str_escapes_controls_quotes_and_backslashes() {
+        let mut out = Vec::new();
+        write_str(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), r#""a\"b\\c\nd\u0001é""#);
+        let back: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, "a\"b\\c\nd\u{1}é");
+    }
+}

@@ -1,0 +1,118 @@
+//! Record times: RFC 3339 text and epoch numbers to one UTC instant.
+//!
+//! ```
+//! use hindsight_correlation::time::{parse_text, parse_epoch};
+//!
+//! let t = parse_text("2026-11-23T10:00:00.5+01:00").unwrap();
+//! assert_eq!(t.to_rfc3339(), "2026-11-23T09:00:00.500Z");
+//! assert_eq!(parse_epoch(1_700_000_000_123.0).unwrap().millis(), 1_700_000_000_123);
+//! ```
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+
+/// A point in time, UTC, nanosecond precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        Timestamp(Utc::now())
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn millis(self) -> i64 {
+        self.0.timestamp_millis()
+    }
+
+    /// RFC 3339 in UTC with the precision the source had (at least milliseconds).
+    pub fn to_rfc3339(self) -> String {
+        let format = if self.0.timestamp_subsec_nanos() % 1_000_000 == 0 {
+            SecondsFormat::Millis
+        } else if self.0.timestamp_subsec_nanos() % 1_000 == 0 {
+            SecondsFormat::Micros
+        } else {
+            SecondsFormat::Nanos
+        };
+        self.0.to_rfc3339_opts(format, true)
+    }
+}
+
+/// Parses RFC 3339 / ISO 8601 text; a time without an offset is taken as UTC.
+pub fn parse_text(text: &str) -> Option<Timestamp> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(Timestamp(time.with_timezone(&Utc)));
+    }
+    // Common near-misses: a space instead of `T`, no offset, a `+0100` offset.
+    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(time) = DateTime::parse_from_str(text, format) {
+            return Some(Timestamp(time.with_timezone(&Utc)));
+        }
+    }
+    let without_z = text.strip_suffix('Z').unwrap_or(text);
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(without_z, format) {
+            return Some(Timestamp(Utc.from_utc_datetime(&naive)));
+        }
+    }
+    None
+}
+
+/// Interprets an epoch number by its magnitude: seconds, milliseconds, microseconds or
+/// nanoseconds (as pino, bunyan, zap and others write them).
+pub fn parse_epoch(value: f64) -> Option<Timestamp> {
+    if !value.is_finite() || value <= 0.0 {
+        return None;
+    }
+    let nanos = if value < 1e11 {
+        value * 1e9
+    } else if value < 1e14 {
+        value * 1e6
+    } else if value < 1e17 {
+        value * 1e3
+    } else {
+        value
+    };
+    if nanos > i64::MAX as f64 {
+        return None;
+    }
+    let nanos = nanos as i64;
+    // Round to microseconds: f64 cannot carry nanoseconds of a current epoch exactly.
+    let nanos = if value < 1e17 { (nanos + 500) / 1_000 * 1_000 } else { nanos };
+    Some(Timestamp(Utc.timestamp_nanos(nanos)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_variants() {
+        for (text, expected) in [
+            ("2026-11-23T10:00:00Z", "2026-11-23T10:00:00.000Z"),
+            ("2026-11-23T10:00:00.123456789Z", "2026-11-23T10:00:00.123456789Z"),
+            ("2026-11-23T11:00:00.25+01:00", "2026-11-23T10:00:00.250Z"),
+            ("2026-11-23 10:00:00.5Z", "2026-11-23T10:00:00.500Z"),
+            ("2026-11-23T10:00:00.000001", "2026-11-23T10:00:00.000001Z"),
+            ("2026-11-23T12:00:00+0200", "2026-11-23T10:00:00.000Z"),
+        ] {
+            assert_eq!(parse_text(text).map(|t| t.to_rfc3339()).as_deref(), Some(expected), "{text}");
+        }
+        assert_eq!(parse_text("yesterday"), None);
+        assert_eq!(parse_text(""), None);
+    }
+
+    #[test]
+    fn epoch_by_magnitude() {
+        let expected = "2023-11-14T22:13:20.000Z";
+        assert_eq!(parse_epoch(1_700_000_000.0).unwrap().to_rfc3339(), expected);
+        assert_eq!(parse_epoch(1_700_000_000_000.0).unwrap().to_rfc3339(), expected);
+        assert_eq!(parse_epoch(1_700_000_000_000_000.0).unwrap().to_rfc3339(), expected);
+        assert_eq!(parse_epoch(1_700_000_000_000_000_000.0).unwrap().to_rfc3339(), expected);
+        assert_eq!(parse_epoch(1_700_000_000.25).unwrap().to_rfc3339(), "2023-11-14T22:13:20.250Z");
+        assert_eq!(parse_epoch(-1.0), None);
+        assert_eq!(parse_epoch(f64::NAN), None);
+        assert_eq!(parse_epoch(1e300), None);
+    }
+}
