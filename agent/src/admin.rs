@@ -35,7 +35,11 @@ pub struct AdminState {
 }
 
 /// Serves the admin endpoints on `address` until `shutdown` is cancelled.
-pub async fn serve(address: SocketAddr, state: AdminState, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    address: SocketAddr,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|error| anyhow::anyhow!("admin server: cannot listen on {address}: {error}"))?;
@@ -63,9 +67,17 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
     for check in &state.readiness {
         let ok = check.is_ready();
         ready &= ok;
-        body.push_str(&format!("{}: {}\n", check.name(), if ok { "ready" } else { "not ready" }));
+        body.push_str(&format!(
+            "{}: {}\n",
+            check.name(),
+            if ok { "ready" } else { "not ready" }
+        ));
     }
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, body).into_response()
 }
 
@@ -73,11 +85,18 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             body,
         )
             .into_response(),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics failed: {error}\n")).into_response(),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics failed: {error}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -89,5 +108,9 @@ async fn info(State(state): State<Arc<AdminState>>) -> Response {
         "config_path": state.config_path,
         "config_sha256": state.config_digest,
     });
-    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }

@@ -4,7 +4,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hindsight_exporters::elasticsearch::{ElasticsearchSink, Readiness, SinkMetrics};
+use hindsight_exporters::elasticsearch::{
+    ElasticsearchError, ElasticsearchSink, Readiness, SinkMetrics,
+};
 use hindsight_exporters::LogRecord;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
@@ -15,7 +17,7 @@ use crate::config::Config;
 use crate::event::LogEvent;
 use crate::metrics::{new_registry, PipelineMetrics, ReasonLabel};
 use crate::records::RecordBuilder;
-use crate::sources::files::{FileSource, FileSourceMetrics};
+use crate::sources::files::{FileSource, FileSourceMetrics, FilesError};
 
 /// Batches in flight between two stages; each batch holds up to a few thousand events.
 const STAGE_CHANNEL_BATCHES: usize = 8;
@@ -37,7 +39,8 @@ pub struct Agent {
 /// anything. All component errors are reported together.
 pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
     let started = Instant::now();
-    let raw = std::fs::read(config_path).with_context(|| format!("{}: cannot read", config_path.display()))?;
+    let raw = std::fs::read(config_path)
+        .with_context(|| format!("{}: cannot read", config_path.display()))?;
     let config = Config::load(config_path)?;
     let mut registry = new_registry(started);
     let pipeline_metrics = PipelineMetrics::default();
@@ -52,13 +55,27 @@ pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
         .inputs
         .files
         .build(&config.data_dir, file_metrics)
-        .map_err(|error| problems.push(format!("inputs.files.{error}")))
+        .map_err(|error| match error {
+            FilesError::Config(errors) => problems.extend(
+                errors
+                    .into_iter()
+                    .map(|problem| format!("inputs.files.{problem}")),
+            ),
+            other => problems.push(format!("inputs.files: {other}")),
+        })
         .ok();
     let sink = config
         .outputs
         .elasticsearch
         .build(&config.data_dir, sink_metrics)
-        .map_err(|error| problems.push(format!("outputs.elasticsearch.{error}")))
+        .map_err(|error| match error {
+            ElasticsearchError::Config { errors } => problems.extend(
+                errors
+                    .into_iter()
+                    .map(|problem| format!("outputs.elasticsearch.{problem}")),
+            ),
+            other => problems.push(format!("outputs.elasticsearch.{other}")),
+        })
         .ok();
     let (Some(source), Some(sink)) = (source, sink) else {
         return Err(crate::config::ConfigError::Invalid {
@@ -70,7 +87,11 @@ pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
     let host_name = config
         .host_name
         .clone()
-        .or_else(|| std::env::var("NODE_NAME").ok().filter(|name| !name.is_empty()))
+        .or_else(|| {
+            std::env::var("NODE_NAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+        })
         .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
     Ok(Agent {
         config_path: config_path.display().to_string(),
@@ -118,7 +139,11 @@ impl Agent {
                 config_digest,
                 config_path,
             };
-            Some(tokio::spawn(admin::serve(config.admin.address, state, admin_shutdown.clone())))
+            Some(tokio::spawn(admin::serve(
+                config.admin.address,
+                state,
+                admin_shutdown.clone(),
+            )))
         } else {
             None
         };
@@ -126,7 +151,12 @@ impl Agent {
         let (events_tx, events_rx) = mpsc::channel::<Vec<LogEvent>>(STAGE_CHANNEL_BATCHES);
         let (records_tx, records_rx) = mpsc::channel::<Vec<LogRecord>>(STAGE_CHANNEL_BATCHES);
         let source_task = tokio::spawn(source.run(events_tx, shutdown.clone(), grace));
-        let builder_task = tokio::spawn(build_records(events_rx, records_tx, RecordBuilder::new(host_name), pipeline_metrics));
+        let builder_task = tokio::spawn(build_records(
+            events_rx,
+            records_tx,
+            RecordBuilder::new(host_name),
+            pipeline_metrics,
+        ));
         let sink_task = tokio::spawn(run_sink(sink, records_rx, shutdown.clone()));
         tracing::info!(version = env!("CARGO_PKG_VERSION"), "hindsight started");
 
@@ -135,8 +165,13 @@ impl Agent {
         let deadline = tokio::time::Instant::now() + grace;
         let _ = builder_task.await;
         let mut sink_task = sink_task;
-        if tokio::time::timeout_at(deadline, &mut sink_task).await.is_err() {
-            tracing::warn!("grace period over with records in flight; they will be read again after restart");
+        if tokio::time::timeout_at(deadline, &mut sink_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "grace period over with records in flight; they will be read again after restart"
+            );
             sink_task.abort();
         }
         match tokio::time::timeout_at(deadline + Duration::from_secs(2), source_task).await {
@@ -168,7 +203,12 @@ async fn build_records(
             bytes += event.line.len() as u64;
             let (record, outcome) = builder.build(event);
             if let Some(reason) = outcome.wrapped {
-                metrics.wrapped.get_or_create(&ReasonLabel { reason: reason.tag() }).inc();
+                metrics
+                    .wrapped
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.tag(),
+                    })
+                    .inc();
             }
             if outcome.invalid_utf8 {
                 metrics.invalid_utf8.inc();
@@ -186,7 +226,11 @@ async fn build_records(
 
 /// Waits until a node answers and the index template is in place, then runs the sink.
 /// Until then records queue up to the channel bound and the sources pause.
-async fn run_sink(sink: ElasticsearchSink, records: mpsc::Receiver<Vec<LogRecord>>, shutdown: CancellationToken) {
+async fn run_sink(
+    sink: ElasticsearchSink,
+    records: mpsc::Receiver<Vec<LogRecord>>,
+    shutdown: CancellationToken,
+) {
     let mut delay = Duration::from_millis(500);
     loop {
         match sink.healthcheck().await {
@@ -194,10 +238,17 @@ async fn run_sink(sink: ElasticsearchSink, records: mpsc::Receiver<Vec<LogRecord
                 tracing::info!(distribution = ?info.distribution, version = %info.version, "elasticsearch output connected");
                 match sink.install_template().await {
                     Ok(()) => break,
-                    Err(error) => tracing::warn!(%error, "index template not installed yet; retrying"),
+                    Err(error) => {
+                        tracing::warn!(%error, "index template not installed yet; retrying")
+                    }
                 }
             }
-            Err(error) => tracing::warn!(%error, "elasticsearch output not reachable yet; retrying"),
+            Err(error @ ElasticsearchError::Unsupported { .. }) => {
+                tracing::error!(%error, "elasticsearch output: unsupported cluster; nothing will be sent until it is upgraded or the config changes");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "elasticsearch output not reachable yet; retrying")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}

@@ -166,11 +166,12 @@ impl Config {
         text: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let text = interpolate(text, lookup).map_err(|(line, message)| ConfigError::Interpolation {
-            path: path.to_owned(),
-            line,
-            message,
-        })?;
+        let text =
+            interpolate(text, lookup).map_err(|(line, message)| ConfigError::Interpolation {
+                path: path.to_owned(),
+                line,
+                message,
+            })?;
         let deserializer = toml::Deserializer::new(&text);
         serde_path_to_error::deserialize(deserializer).map_err(|error| {
             let key = error.path().to_string();
@@ -185,7 +186,10 @@ impl Config {
 
 /// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. Comments are
 /// interpolated too, which is harmless. Returns the 1-based line of the first problem.
-pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, (usize, String)> {
+pub fn interpolate(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, (usize, String)> {
     let mut out = String::with_capacity(text.len());
     for (index, line) in text.split_inclusive('\n').enumerate() {
         let line_number = index + 1;
@@ -209,7 +213,10 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
                     && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                     && !name.starts_with(|c: char| c.is_ascii_digit());
                 if !valid {
-                    return Err((line_number, format!("`${{{reference}}}`: not a valid variable name")));
+                    return Err((
+                        line_number,
+                        format!("`${{{reference}}}`: not a valid variable name"),
+                    ));
                 }
                 match (lookup(name), default) {
                     (Some(value), _) => out.push_str(&value),
@@ -247,7 +254,11 @@ mod tests {
     #[test]
     fn interpolation_replaces_defaults_and_escapes() {
         assert_eq!(
-            interpolate("a = \"${ES_PASSWORD}\"\nb = \"${NOPE:-x}\" $$ ${EMPTY}.", env).unwrap(),
+            interpolate(
+                "a = \"${ES_PASSWORD}\"\nb = \"${NOPE:-x}\" $$ ${EMPTY}.",
+                env
+            )
+            .unwrap(),
             "a = \"s3cr3t\"\nb = \"x\" $ ."
         );
         assert_eq!(interpolate("cost = \"5$\"", env).unwrap(), "cost = \"5$\"");
@@ -259,7 +270,10 @@ mod tests {
         assert_eq!(line, 2);
         assert!(message.contains("`MISSING` is not set"), "{message}");
         assert_eq!(interpolate("x = \"${oops\"", env).unwrap_err().0, 1);
-        assert!(interpolate("x = \"${1A}\"", env).unwrap_err().1.contains("not a valid variable name"));
+        assert!(interpolate("x = \"${1A}\"", env)
+            .unwrap_err()
+            .1
+            .contains("not a valid variable name"));
     }
 
     const MINIMAL: &str = r#"
@@ -280,16 +294,29 @@ endpoints = ["http://127.0.0.1:9200"]
 
     #[test]
     fn unknown_key_names_file_and_key_path() {
-        let text = MINIMAL.replace("[outputs.elasticsearch]", "[outputs.elasticsearch]\nendpiont = 1");
-        let error = Config::from_toml(Path::new("node.toml"), &text, env).unwrap_err().to_string();
-        assert!(error.starts_with("node.toml: outputs.elasticsearch"), "{error}");
+        let text = MINIMAL.replace(
+            "[outputs.elasticsearch]",
+            "[outputs.elasticsearch]\nendpiont = 1",
+        );
+        let error = Config::from_toml(Path::new("node.toml"), &text, env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("node.toml: outputs.elasticsearch"),
+            "{error}"
+        );
         assert!(error.contains("unknown field `endpiont`"), "{error}");
     }
 
     #[test]
     fn wrong_type_names_the_key() {
-        let text = MINIMAL.replace("data_dir = \"/tmp/hindsight\"", "data_dir = \"/x\"\nshutdown_grace = \"soon\"");
-        let error = Config::from_toml(Path::new("n.toml"), &text, env).unwrap_err().to_string();
+        let text = MINIMAL.replace(
+            "data_dir = \"/tmp/hindsight\"",
+            "data_dir = \"/x\"\nshutdown_grace = \"soon\"",
+        );
+        let error = Config::from_toml(Path::new("n.toml"), &text, env)
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("n.toml: shutdown_grace: "), "{error}");
     }
 

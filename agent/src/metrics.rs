@@ -39,34 +39,51 @@ pub struct PipelineMetrics {
 }
 
 impl PipelineMetrics {
-    /// Registers every metric under the `hindsight_` prefix.
+    /// Registers every metric.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register("events_in", "Events that entered the pipeline from sources", self.events_in.clone());
-        registry.register("bytes_in", "Bytes of application lines that entered the pipeline", self.bytes_in.clone());
         registry.register(
-            "events_wrapped",
+            "hindsight_events_in",
+            "Events that entered the pipeline from sources",
+            self.events_in.clone(),
+        );
+        registry.register(
+            "hindsight_bytes_in",
+            "Bytes of application lines that entered the pipeline",
+            self.bytes_in.clone(),
+        );
+        registry.register(
+            "hindsight_events_wrapped",
             "Lines shipped wrapped in a message field, by reason",
             self.wrapped.clone(),
         );
         registry.register(
-            "invalid_utf8_lines",
+            "hindsight_invalid_utf8_lines",
             "Lines whose invalid UTF-8 was replaced with U+FFFD",
             self.invalid_utf8.clone(),
         );
-        registry.register("events_dropped", "Events deliberately dropped, by reason", self.dropped.clone());
+        registry.register(
+            "hindsight_events_dropped",
+            "Events deliberately dropped, by reason",
+            self.dropped.clone(),
+        );
     }
 }
 
-/// Creates the agent's registry (prefix `hindsight`) with its build info and uptime.
+/// Creates the agent's registry with its build info and uptime. Every component
+/// registers full metric names (`hindsight_...`), so a name reads the same in code and in Grafana.
 pub fn new_registry(started: std::time::Instant) -> Registry {
-    let mut registry = Registry::with_prefix("hindsight");
+    let mut registry = Registry::default();
     let build_info = Family::<VersionLabel, Gauge>::default();
     build_info
         .get_or_create(&VersionLabel {
             version: env!("CARGO_PKG_VERSION"),
         })
         .set(1);
-    registry.register("build_info", "The agent's version; always 1", build_info);
+    registry.register(
+        "hindsight_build_info",
+        "The agent's version; always 1",
+        build_info,
+    );
     registry.register_collector(Box::new(UptimeCollector { started }));
     registry
 }
@@ -78,11 +95,16 @@ struct UptimeCollector {
 }
 
 impl prometheus_client::collector::Collector for UptimeCollector {
-    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
         use prometheus_client::encoding::EncodeMetric;
-        let gauge = prometheus_client::metrics::gauge::ConstGauge::new(self.started.elapsed().as_secs_f64());
+        let gauge = prometheus_client::metrics::gauge::ConstGauge::new(
+            self.started.elapsed().as_secs_f64(),
+        );
         let metric_encoder = encoder.encode_descriptor(
-            "uptime_seconds",
+            "hindsight_uptime_seconds",
             "Seconds since the agent started",
             None,
             gauge.metric_type(),

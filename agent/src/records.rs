@@ -13,7 +13,9 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use hindsight_correlation::json::{scan_object, NotAnObject, ObjectWriter, RootUse, TimeValue, TopLevel};
+use hindsight_correlation::json::{
+    scan_object, NotAnObject, ObjectWriter, RootUse, TimeValue, TopLevel,
+};
 use hindsight_correlation::time::{parse_epoch, parse_text, Timestamp};
 use hindsight_exporters::LogRecord;
 
@@ -73,7 +75,11 @@ impl RecordBuilder {
             Ok(_) => Cow::Borrowed(&event.line[..]),
             Err(_) => {
                 outcome.invalid_utf8 = true;
-                Cow::Owned(String::from_utf8_lossy(&event.line).into_owned().into_bytes())
+                Cow::Owned(
+                    String::from_utf8_lossy(&event.line)
+                        .into_owned()
+                        .into_bytes(),
+                )
             }
         };
         self.buffer.clear();
@@ -89,12 +95,17 @@ impl RecordBuilder {
         };
         let timestamp = match scanned {
             Ok(top) => {
-                let own_time = top.time_field().and_then(|(name, value)| record_time(value).map(|t| (name, t)));
+                let own_time = top
+                    .time_field()
+                    .and_then(|(name, value)| record_time(value).map(|t| (name, t)));
                 let mut doc = ObjectWriter::splice(&mut self.buffer, &line, &top);
                 let timestamp = match own_time {
                     Some(("@timestamp", time)) => time,
                     _ => {
-                        let time = own_time.map(|(_, time)| time).or(runtime_time).unwrap_or_else(Timestamp::now);
+                        let time = own_time
+                            .map(|(_, time)| time)
+                            .or(runtime_time)
+                            .unwrap_or_else(Timestamp::now);
                         if top.root("@timestamp") == RootUse::Absent {
                             doc.field_str("@timestamp", &time.to_rfc3339());
                         }
@@ -119,7 +130,8 @@ impl RecordBuilder {
                 let mut doc = ObjectWriter::new(&mut self.buffer);
                 doc.field_str("@timestamp", &time.to_rfc3339());
                 doc.field_str("message", &text);
-                doc.key("tags").extend_from_slice(format!("[\"{}\"]", reason.tag()).as_bytes());
+                doc.key("tags")
+                    .extend_from_slice(format!("[\"{}\"]", reason.tag()).as_bytes());
                 add_agent_fields(&mut doc, &TopLevel::default(), &event, &self.host_name);
                 doc.finish();
                 time
@@ -137,13 +149,20 @@ impl RecordBuilder {
 /// The record's own time, when its time field holds something usable.
 fn record_time(value: &TimeValue<'_>) -> Option<Timestamp> {
     match value {
-        TimeValue::Text(text) => parse_text(text).or_else(|| text.trim().parse::<f64>().ok().and_then(parse_epoch)),
+        TimeValue::Text(text) => {
+            parse_text(text).or_else(|| text.trim().parse::<f64>().ok().and_then(parse_epoch))
+        }
         TimeValue::Number(number) => parse_epoch(*number),
         TimeValue::Other => None,
     }
 }
 
-fn add_agent_fields(doc: &mut ObjectWriter<'_>, top: &TopLevel<'_>, event: &LogEvent, host_name: &str) {
+fn add_agent_fields(
+    doc: &mut ObjectWriter<'_>,
+    top: &TopLevel<'_>,
+    event: &LogEvent,
+    host_name: &str,
+) {
     let origin: &Origin = &event.origin;
     if let Some(kubernetes) = &origin.kubernetes {
         let fields = |prefix: &str, doc: &mut ObjectWriter<'_>| {
@@ -152,7 +171,10 @@ fn add_agent_fields(doc: &mut ObjectWriter<'_>, top: &TopLevel<'_>, event: &LogE
             if let Some(uid) = &kubernetes.pod_uid {
                 doc.field_str(&format!("{prefix}pod.uid"), uid);
             }
-            doc.field_str(&format!("{prefix}container.name"), &kubernetes.container_name);
+            doc.field_str(
+                &format!("{prefix}container.name"),
+                &kubernetes.container_name,
+            );
             if let Some(id) = &kubernetes.container_id {
                 doc.field_str(&format!("{prefix}container.id"), id);
             }
@@ -184,7 +206,9 @@ fn add_agent_fields(doc: &mut ObjectWriter<'_>, top: &TopLevel<'_>, event: &LogE
     }
     let path = origin.path.to_string_lossy();
     match top.root("log") {
-        RootUse::Absent => doc.field_object("log", |log| log.field_object("file", |file| file.field_str("path", &path))),
+        RootUse::Absent => doc.field_object("log", |log| {
+            log.field_object("file", |file| file.field_str("path", &path))
+        }),
         RootUse::Object => doc.field_str("log.file.path", &path),
         RootUse::Scalar => {}
     }
@@ -240,10 +264,16 @@ mod tests {
         assert_eq!(value["@timestamp"], "2023-11-14T22:13:20.500Z");
         assert_eq!(record.timestamp_millis, 1_700_000_000_500);
         assert_eq!(value["kubernetes"]["namespace"], "shop");
-        assert_eq!(value["kubernetes"]["pod"], json!({"name": "cart-7d", "uid": "0a1b"}));
+        assert_eq!(
+            value["kubernetes"]["pod"],
+            json!({"name": "cart-7d", "uid": "0a1b"})
+        );
         assert_eq!(value["kubernetes"]["container"]["name"], "cart");
         assert_eq!(value["host"]["name"], "node-1");
-        assert_eq!(value["log"]["file"]["path"], "/var/log/pods/shop_cart-7d_0a1b/cart/0.log");
+        assert_eq!(
+            value["log"]["file"]["path"],
+            "/var/log/pods/shop_cart-7d_0a1b/cart/0.log"
+        );
         assert_eq!(value["stream"], "stderr");
     }
 
@@ -256,7 +286,8 @@ mod tests {
 
     #[test]
     fn own_timestamp_is_kept_and_chooses_the_index_day() {
-        let (value, record, _) = build(br#"{"@timestamp":"2025-01-02T03:04:05Z","msg":"x"}"#, false);
+        let (value, record, _) =
+            build(br#"{"@timestamp":"2025-01-02T03:04:05Z","msg":"x"}"#, false);
         assert_eq!(value["@timestamp"], "2025-01-02T03:04:05Z");
         assert_eq!(record.timestamp_millis, 1_735_787_045_000);
         // An unparseable @timestamp is kept as written; the runtime time picks the index.
@@ -267,11 +298,17 @@ mod tests {
 
     #[test]
     fn conflicting_roots_merge_or_stay_untouched() {
-        let (value, record, _) = build(br#"{"host":"web-1","log":{"level":"warn"},"stream":"x"}"#, false);
+        let (value, record, _) = build(
+            br#"{"host":"web-1","log":{"level":"warn"},"stream":"x"}"#,
+            false,
+        );
         assert_eq!(value["host"], "web-1");
         assert_eq!(value["stream"], "x");
         assert_eq!(value["log"]["level"], "warn");
-        assert_eq!(value["log.file.path"], "/var/log/pods/shop_cart-7d_0a1b/cart/0.log");
+        assert_eq!(
+            value["log.file.path"],
+            "/var/log/pods/shop_cart-7d_0a1b/cart/0.log"
+        );
         let text = std::str::from_utf8(&record.doc).unwrap();
         assert_eq!(text.matches("\"stream\"").count(), 1, "{text}");
     }
@@ -279,7 +316,11 @@ mod tests {
     #[test]
     fn lines_that_are_not_objects_are_wrapped_with_a_reason() {
         for (line, truncated, tag) in [
-            (&b"plain text \"quoted\"\n\ttab"[..], false, "hindsight.not_json"),
+            (
+                &b"plain text \"quoted\"\n\ttab"[..],
+                false,
+                "hindsight.not_json",
+            ),
             (b"[1,2,3]", false, "hindsight.not_object"),
             (b"42", false, "hindsight.not_object"),
             (br#"{"msg":"cut he"#, true, "hindsight.truncated"),

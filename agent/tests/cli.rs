@@ -51,7 +51,10 @@ fn validate_accepts_a_valid_config() {
 #[test]
 fn validate_names_file_key_and_reason_for_an_unknown_key() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), &VALID.replace("[inputs.files]", "[inputs.files]\nincludes = []"));
+    let path = write_config(
+        dir.path(),
+        &VALID.replace("[inputs.files]", "[inputs.files]\nincludes = []"),
+    );
     let output = hindsight(&["validate", "--config", &path], &[]);
     assert_eq!(output.status.code(), Some(78));
     let message = stderr(&output);
@@ -71,13 +74,19 @@ fn validate_reports_every_component_problem_at_once() {
     assert_eq!(output.status.code(), Some(78));
     let message = stderr(&output);
     assert!(message.contains("inputs.files.include[0]"), "{message}");
-    assert!(message.contains("outputs.elasticsearch.endpoints[0]"), "{message}");
+    assert!(
+        message.contains("outputs.elasticsearch.endpoints[0]"),
+        "{message}"
+    );
 }
 
 #[test]
 fn missing_environment_variable_is_named_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
-    let text = VALID.replace("\"http://127.0.0.1:9200\"", "\"${HINDSIGHT_TEST_UNSET_VAR}\"");
+    let text = VALID.replace(
+        "\"http://127.0.0.1:9200\"",
+        "\"${HINDSIGHT_TEST_UNSET_VAR}\"",
+    );
     let path = write_config(dir.path(), &text);
     let output = hindsight(&["run", "--config", &path], &[]);
     assert_eq!(output.status.code(), Some(78));
@@ -88,7 +97,10 @@ fn missing_environment_variable_is_named_with_its_line() {
 
 #[test]
 fn unreadable_config_file_is_an_error() {
-    let output = hindsight(&["validate", "--config", "/nonexistent/hindsight.toml"], &[]);
+    let output = hindsight(
+        &["validate", "--config", "/nonexistent/hindsight.toml"],
+        &[],
+    );
     assert_eq!(output.status.code(), Some(78));
     assert!(stderr(&output).contains("/nonexistent/hindsight.toml"));
 }
@@ -113,7 +125,12 @@ fn shipped_example_configs_are_valid() {
         let dir = tempfile::tempdir().unwrap();
         let copy = write_config(dir.path(), &tls_free);
         let output = hindsight(&["validate", "--config", &copy], &env);
-        assert!(output.status.success(), "{}: {}", path.display(), stderr(&output));
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            path.display(),
+            stderr(&output)
+        );
         checked += 1;
     }
     assert!(checked >= 3, "node, sidecar and demo configs");

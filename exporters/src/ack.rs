@@ -114,7 +114,11 @@ impl Drop for Ack {
 
 impl fmt::Debug for Ack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.inner.is_some() { "Ack(pending)" } else { "Ack(none)" })
+        f.write_str(if self.inner.is_some() {
+            "Ack(pending)"
+        } else {
+            "Ack(none)"
+        })
     }
 }
 

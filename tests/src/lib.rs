@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 
 /// The OpenSearch the tests use: `HINDSIGHT_TEST_OPENSEARCH`, default `http://127.0.0.1:9200`.
 pub fn opensearch_url() -> String {
-    std::env::var("HINDSIGHT_TEST_OPENSEARCH").unwrap_or_else(|_| "http://127.0.0.1:9200".to_owned())
+    std::env::var("HINDSIGHT_TEST_OPENSEARCH")
+        .unwrap_or_else(|_| "http://127.0.0.1:9200".to_owned())
 }
 
 /// The agent binary: `HINDSIGHT_BIN`, else `hindsight` next to the test executable's
@@ -29,7 +30,10 @@ pub fn agent_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("current test executable");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
     let path = dir.join("hindsight");
     assert!(
         path.exists(),
@@ -67,7 +71,10 @@ impl OpenSearch {
     pub async fn refresh(&self, index: &str) {
         let _ = self
             .http
-            .post(format!("{}/{index}/_refresh?ignore_unavailable=true&allow_no_indices=true", self.url))
+            .post(format!(
+                "{}/{index}/_refresh?ignore_unavailable=true&allow_no_indices=true",
+                self.url
+            ))
             .send()
             .await;
     }
@@ -77,7 +84,10 @@ impl OpenSearch {
         self.refresh(index).await;
         let response = self
             .http
-            .post(format!("{}/{index}/_search?ignore_unavailable=true&allow_no_indices=true", self.url))
+            .post(format!(
+                "{}/{index}/_search?ignore_unavailable=true&allow_no_indices=true",
+                self.url
+            ))
             .json(&body)
             .send()
             .await
@@ -91,7 +101,10 @@ impl OpenSearch {
     /// Counts documents in `index` matching `query`.
     pub async fn count(&self, index: &str, query: Value) -> u64 {
         let response = self
-            .search(index, json!({"size": 0, "track_total_hits": true, "query": query}))
+            .search(
+                index,
+                json!({"size": 0, "track_total_hits": true, "query": query}),
+            )
             .await;
         response["hits"]["total"]["value"].as_u64().unwrap_or(0)
     }
@@ -125,34 +138,70 @@ impl OpenSearch {
         }
     }
 
-    /// How many documents have a `field` value that occurs more than once
-    /// (the sum over duplicated values of their extra copies), and how many distinct
-    /// values there are.
-    pub async fn duplicates_and_distinct(&self, index: &str, field: &str, max_values: u64) -> (u64, u64) {
+    /// Checks that the numeric `field` takes every value in `0..n` (and only those), and
+    /// returns how many documents are extra copies of a value (duplicates).
+    ///
+    /// Exact, not approximate: no value may repeat beyond the returned duplicates, and with
+    /// min 0, max n-1 and `n + duplicates` documents every value must be there.
+    pub async fn duplicates_of_sequence(
+        &self,
+        index: &str,
+        field: &str,
+        n: u64,
+    ) -> Result<u64, String> {
         let response = self
             .search(
                 index,
                 json!({
                     "size": 0,
+                    "track_total_hits": true,
                     "aggs": {
-                        "distinct": {"cardinality": {"field": field, "precision_threshold": 40000}},
-                        "repeated": {"terms": {"field": field, "min_doc_count": 2, "size": max_values}}
+                        "range": {"stats": {"field": field}},
+                        "repeated": {"terms": {"field": field, "min_doc_count": 2, "size": n.max(1)}}
                     }
                 }),
             )
             .await;
-        let buckets = response["aggregations"]["repeated"]["buckets"].as_array().cloned().unwrap_or_default();
-        let extra = buckets
+        let total = response["hits"]["total"]["value"].as_u64().unwrap_or(0);
+        let stats = &response["aggregations"]["range"];
+        let buckets = response["aggregations"]["repeated"]["buckets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let duplicates: u64 = buckets
             .iter()
             .map(|bucket| bucket["doc_count"].as_u64().unwrap_or(1) - 1)
             .sum();
-        let distinct = response["aggregations"]["distinct"]["value"].as_u64().unwrap_or(0);
-        (extra, distinct)
+        let (min, max, counted) = (
+            stats["min"].as_f64(),
+            stats["max"].as_f64(),
+            stats["count"].as_u64(),
+        );
+        if counted != Some(total) {
+            return Err(format!(
+                "{total} documents but {counted:?} have a numeric `{field}`"
+            ));
+        }
+        if n > 0 && (min != Some(0.0) || max != Some((n - 1) as f64)) {
+            return Err(format!(
+                "`{field}` spans {min:?}..={max:?}, expected 0..={}",
+                n - 1
+            ));
+        }
+        if total != n + duplicates {
+            return Err(format!(
+                "{total} documents, {duplicates} duplicates: {} of {n} values missing",
+                (n + duplicates).saturating_sub(total)
+            ));
+        }
+        Ok(duplicates)
     }
 
     /// The first `size` documents' `_source`, sorted by `sort` field.
     pub async fn sources(&self, index: &str, query: Value, size: usize) -> Vec<Value> {
-        let response = self.search(index, json!({"size": size, "query": query})).await;
+        let response = self
+            .search(index, json!({"size": size, "query": query}))
+            .await;
         response["hits"]["hits"]
             .as_array()
             .map(|hits| hits.iter().map(|hit| hit["_source"].clone()).collect())
@@ -161,14 +210,25 @@ impl OpenSearch {
 
     /// Deletes the test's indices and template.
     pub async fn cleanup(&self, prefix: &str) {
-        let _ = self.http.delete(format!("{}/{prefix}-*", self.url)).send().await;
-        let _ = self.http.delete(format!("{}/_index_template/{prefix}", self.url)).send().await;
+        let _ = self
+            .http
+            .delete(format!("{}/{prefix}-*", self.url))
+            .send()
+            .await;
+        let _ = self
+            .http
+            .delete(format!("{}/_index_template/{prefix}", self.url))
+            .send()
+            .await;
     }
 }
 
 /// A name no other test run uses: `e2e-<test>-<pid><millis>`.
 pub fn unique_prefix(test: &str) -> String {
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     format!("e2e-{test}-{}{}", std::process::id(), millis % 100_000_000)
 }
 
@@ -308,7 +368,10 @@ max_backoff = "1s"
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("agent did not exit within 30 s of SIGTERM; log:\n{}", self.log_tail());
+                panic!(
+                    "agent did not exit within 30 s of SIGTERM; log:\n{}",
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -330,9 +393,32 @@ max_backoff = "1s"
                     let status = response.status().as_u16();
                     return (status, response.text().await.unwrap_or_default());
                 }
-                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
                 Err(error) => panic!("admin server {path}: {error}; log:\n{}", self.log_tail()),
             }
+        }
+    }
+
+    /// Polls `checkpoints.json` until some file's offset is past 0; returns the largest
+    /// offset (0 if none within `timeout`).
+    pub async fn wait_for_checkpoint(&self, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let offset = std::fs::read(self.data_dir.join("checkpoints.json"))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+                .and_then(|value| {
+                    value["files"]
+                        .as_array()
+                        .and_then(|files| files.iter().filter_map(|f| f["offset"].as_u64()).max())
+                })
+                .unwrap_or(0);
+            if offset > 0 || Instant::now() > deadline {
+                return offset;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -340,7 +426,10 @@ max_backoff = "1s"
     pub async fn metric(&self, series: &str) -> f64 {
         let (_, body) = self.admin_get("/metrics").await;
         body.lines()
-            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .find_map(|line| {
+                line.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or(0.0)
     }
@@ -406,11 +495,19 @@ pub fn cri_partial_lines(stream: &str, content: &str, chunk: usize) -> String {
     let bytes = content.as_bytes();
     let mut start = 0;
     while bytes.len() - start > chunk {
-        let end = (start + chunk..=bytes.len()).find(|&i| content.is_char_boundary(i)).unwrap_or(bytes.len());
-        out.push_str(&format!("2026-11-23T10:00:00.000000001Z {stream} P {}\n", &content[start..end]));
+        let end = (start + chunk..=bytes.len())
+            .find(|&i| content.is_char_boundary(i))
+            .unwrap_or(bytes.len());
+        out.push_str(&format!(
+            "2026-11-23T10:00:00.000000001Z {stream} P {}\n",
+            &content[start..end]
+        ));
         start = end;
     }
-    out.push_str(&format!("2026-11-23T10:00:00.000000001Z {stream} F {}\n", &content[start..]));
+    out.push_str(&format!(
+        "2026-11-23T10:00:00.000000001Z {stream} F {}\n",
+        &content[start..]
+    ));
     out
 }
 
@@ -439,14 +536,18 @@ pub struct Cuttable {
 impl Cuttable {
     /// Forwards a local port to `target` (host:port); starts `up` or cut.
     pub async fn start(target: String, up: bool) -> Cuttable {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
         let address = listener.local_addr().expect("proxy address");
         let state = Arc::new(AtomicBool::new(up));
         let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (accept_state, accept_generation) = (state.clone(), generation.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
                 if !accept_state.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
@@ -455,7 +556,9 @@ impl Cuttable {
                 let my_generation = accept_generation.load(Ordering::SeqCst);
                 let watch = accept_generation.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
                     let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
                     let cut = async {
                         while watch.load(Ordering::SeqCst) == my_generation {

@@ -38,7 +38,9 @@ struct Args {
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
     let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
-    let value: u64 = digits.parse().map_err(|_| format!("not a duration: {text}"))?;
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("not a duration: {text}"))?;
     match &text[digits.len()..] {
         "ms" => Ok(Duration::from_millis(value)),
         "s" => Ok(Duration::from_secs(value)),

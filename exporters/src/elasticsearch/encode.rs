@@ -1,0 +1,507 @@
+//! Bulk request bodies: NDJSON written straight into reused buffers, then gzipped.
+//!
+//! A body is, per record, one action line naming the target index and the document itself:
+//!
+//! ```text
+//! {"index":{"_index":"logs-hindsight-2026.11.23"}}
+//! {"@timestamp":"2026-11-23T10:00:00Z","message":"hello"}
+//! ```
+
+use std::io::Write as _;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use chrono::format::{Fixed, Item, Numeric, StrftimeItems};
+use chrono::{DateTime, Utc};
+
+use super::config::{BulkMode, Compression};
+use crate::LogRecord;
+
+/// How finely the index name changes with time; the cache key of formatted names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Granularity {
+    /// No time fields: one name.
+    Constant,
+    /// Date fields only.
+    Day,
+    /// Date and hour fields.
+    Hour,
+}
+
+impl Granularity {
+    fn bucket(self, timestamp_millis: i64) -> i64 {
+        match self {
+            Granularity::Constant => 0,
+            Granularity::Day => timestamp_millis.div_euclid(86_400_000),
+            Granularity::Hour => timestamp_millis.div_euclid(3_600_000),
+        }
+    }
+}
+
+/// A validated index name pattern: strftime items plus the bulk operation to use.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexFormat {
+    pattern: String,
+    items: Vec<Item<'static>>,
+    granularity: Granularity,
+    mode: BulkMode,
+}
+
+impl IndexFormat {
+    /// Parses and checks `pattern`; the error says what is wrong (the caller adds the key).
+    pub(crate) fn parse(pattern: &str, mode: BulkMode) -> Result<Self, String> {
+        if pattern.is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        let items = StrftimeItems::new(pattern)
+            .parse_to_owned()
+            .map_err(|_| format!("`{pattern}` is not a valid strftime pattern"))?;
+        let mut granularity = Granularity::Constant;
+        for item in &items {
+            let field = match item {
+                Item::Literal(_) | Item::OwnedLiteral(_) | Item::Space(_) | Item::OwnedSpace(_) => {
+                    continue
+                }
+                Item::Numeric(numeric, _) => match numeric {
+                    Numeric::Year
+                    | Numeric::YearDiv100
+                    | Numeric::YearMod100
+                    | Numeric::IsoYear
+                    | Numeric::IsoYearDiv100
+                    | Numeric::IsoYearMod100
+                    | Numeric::Quarter
+                    | Numeric::Month
+                    | Numeric::Day
+                    | Numeric::WeekFromSun
+                    | Numeric::WeekFromMon
+                    | Numeric::IsoWeek
+                    | Numeric::NumDaysFromSun
+                    | Numeric::WeekdayFromMon
+                    | Numeric::Ordinal => Granularity::Day,
+                    Numeric::Hour | Numeric::Hour12 => Granularity::Hour,
+                    _ => return Err(finer_than_an_hour(pattern)),
+                },
+                Item::Fixed(fixed) => match fixed {
+                    Fixed::ShortMonthName
+                    | Fixed::LongMonthName
+                    | Fixed::ShortWeekdayName
+                    | Fixed::LongWeekdayName => Granularity::Day,
+                    Fixed::LowerAmPm | Fixed::UpperAmPm => Granularity::Hour,
+                    _ => return Err(finer_than_an_hour(pattern)),
+                },
+                Item::Error => return Err(format!("`{pattern}` is not a valid strftime pattern")),
+            };
+            granularity = match (granularity, field) {
+                (Granularity::Hour, _) | (_, Granularity::Hour) => Granularity::Hour,
+                _ => Granularity::Day,
+            };
+        }
+        if mode == BulkMode::DataStream && granularity != Granularity::Constant {
+            return Err(format!(
+                "`{pattern}`: a data stream name cannot contain time fields (`%`); \
+                 data streams roll over by themselves"
+            ));
+        }
+        let format = IndexFormat {
+            pattern: pattern.to_owned(),
+            items,
+            granularity,
+            mode,
+        };
+        // Elasticsearch's index name rules, checked on a sample name.
+        let sample = format.format(1_795_428_000_000);
+        if sample != sample.to_lowercase() {
+            return Err(format!("must be lowercase (`{pattern}` gives `{sample}`)"));
+        }
+        if let Some(bad) = sample.chars().find(|c| {
+            matches!(
+                c,
+                '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':'
+            )
+        }) {
+            return Err(format!(
+                "must not contain `{bad}` (`{pattern}` gives `{sample}`)"
+            ));
+        }
+        if sample.starts_with(['-', '_', '+']) || sample == "." || sample == ".." {
+            return Err(format!("`{sample}` is not a valid index name"));
+        }
+        if sample.len() > 255 {
+            return Err("the index name must be at most 255 bytes".to_owned());
+        }
+        Ok(format)
+    }
+
+    /// The index template's pattern: the text before the first `%`, then `*`.
+    pub(crate) fn template_pattern(&self) -> String {
+        let prefix = self.pattern.split('%').next().unwrap_or_default();
+        format!("{prefix}*")
+    }
+
+    /// The bulk operation: `index` or `create`.
+    pub(crate) fn op(&self) -> &'static str {
+        match self.mode {
+            BulkMode::Index => "index",
+            BulkMode::DataStream => "create",
+        }
+    }
+
+    /// The index name for a record time.
+    pub(crate) fn format(&self, timestamp_millis: i64) -> String {
+        let time =
+            DateTime::<Utc>::from_timestamp_millis(timestamp_millis).unwrap_or_else(Utc::now);
+        time.format_with_items(self.items.iter()).to_string()
+    }
+}
+
+fn finer_than_an_hour(pattern: &str) -> String {
+    format!(
+        "`{pattern}`: only date and hour fields (e.g. %Y %m %d %H) may be used; \
+         an index per minute or second would overwhelm the cluster"
+    )
+}
+
+/// One formatted index name and its ready-made action line.
+#[derive(Debug, Clone)]
+struct Target {
+    bucket: i64,
+    index: String,
+    action: Vec<u8>,
+}
+
+/// Index names and action lines per day (or hour), formatted once, not per record.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexNamer {
+    format: IndexFormat,
+    /// Most recently used first; a handful covers records around midnight.
+    cache: Vec<Target>,
+}
+
+const CACHED_TARGETS: usize = 8;
+
+impl IndexNamer {
+    pub(crate) fn new(format: IndexFormat) -> Self {
+        IndexNamer {
+            format,
+            cache: Vec::with_capacity(CACHED_TARGETS),
+        }
+    }
+
+    /// The bulk operation: `index` or `create`.
+    pub(crate) fn op(&self) -> &'static str {
+        self.format.op()
+    }
+
+    fn target(&mut self, timestamp_millis: i64) -> &Target {
+        let bucket = self.format.granularity.bucket(timestamp_millis);
+        if let Some(pos) = self.cache.iter().position(|t| t.bucket == bucket) {
+            if pos != 0 {
+                self.cache[..=pos].rotate_right(1);
+            }
+        } else {
+            let index = self.format.format(timestamp_millis);
+            let mut action = Vec::with_capacity(index.len() + 32);
+            action.extend_from_slice(b"{\"");
+            action.extend_from_slice(self.format.op().as_bytes());
+            action.extend_from_slice(b"\":{\"_index\":");
+            // Validated names need no escaping, but never trust that to stay true.
+            if serde_json::to_writer(&mut action, &index).is_err() {
+                action.extend_from_slice(b"\"\"");
+            }
+            action.extend_from_slice(b"}}\n");
+            if self.cache.len() == CACHED_TARGETS {
+                self.cache.pop();
+            }
+            self.cache.insert(
+                0,
+                Target {
+                    bucket,
+                    index,
+                    action,
+                },
+            );
+        }
+        &self.cache[0]
+    }
+
+    /// The index name for a record time.
+    pub(crate) fn index(&mut self, timestamp_millis: i64) -> &str {
+        &self.target(timestamp_millis).index
+    }
+
+    /// The action line (with its newline) for a record time.
+    pub(crate) fn action_line(&mut self, timestamp_millis: i64) -> &[u8] {
+        &self.target(timestamp_millis).action
+    }
+}
+
+/// An encoded bulk body, ready to send (and to send again on retry).
+#[derive(Debug, Clone)]
+pub(crate) struct EncodedBody {
+    /// The body as sent: gzipped or plain.
+    pub wire: Bytes,
+    /// The NDJSON length before compression.
+    pub raw_len: usize,
+}
+
+/// Writes bulk bodies into two buffers that are reused from request to request: the
+/// NDJSON text and its gzip form. Sent bodies are frozen views of the buffers; once a
+/// request is done their memory is reclaimed by the next `reserve`.
+#[derive(Debug)]
+pub(crate) struct BulkEncoder {
+    compression: Compression,
+    raw: BytesMut,
+    wire: BytesMut,
+}
+
+impl BulkEncoder {
+    pub(crate) fn new(compression: Compression) -> Self {
+        BulkEncoder {
+            compression,
+            raw: BytesMut::new(),
+            wire: BytesMut::new(),
+        }
+    }
+
+    /// Encodes `records` as one bulk body.
+    pub(crate) fn encode(&mut self, records: &[LogRecord], namer: &mut IndexNamer) -> EncodedBody {
+        let estimate: usize = records.iter().map(|r| r.doc.len() + 64).sum();
+        self.raw.clear();
+        self.raw.reserve(estimate);
+        for record in records {
+            self.raw
+                .put_slice(namer.action_line(record.timestamp_millis));
+            put_one_line(&mut self.raw, &record.doc);
+            self.raw.put_u8(b'\n');
+        }
+        let raw_len = self.raw.len();
+        let wire = match self.compression {
+            Compression::None => self.raw.split().freeze(),
+            Compression::Gzip => {
+                self.wire.clear();
+                self.wire.reserve(raw_len / 4 + 64);
+                let mut gz = flate2::write::GzEncoder::new(
+                    (&mut self.wire).writer(),
+                    flate2::Compression::fast(),
+                );
+                // Writing into memory cannot fail.
+                let written = gz.write_all(&self.raw).and_then(|()| gz.try_finish());
+                debug_assert!(written.is_ok());
+                drop(gz);
+                self.raw.clear();
+                self.wire.split().freeze()
+            }
+        };
+        EncodedBody { wire, raw_len }
+    }
+}
+
+/// Appends a document, with any raw newline replaced by a space: in valid JSON a raw
+/// newline can only be whitespace between tokens, and in NDJSON it would split the
+/// document and derail every following line of the request.
+pub(crate) fn put_one_line(out: &mut BytesMut, doc: &[u8]) {
+    let mut rest = doc;
+    while let Some(pos) = memchr::memchr(b'\n', rest) {
+        out.put_slice(&rest[..pos]);
+        out.put_u8(b' ');
+        rest = &rest[pos + 1..];
+    }
+    out.put_slice(rest);
+}
+
+/// Whether a document is blank and so cannot be sent at all.
+pub(crate) fn is_blank(doc: &[u8]) -> bool {
+    doc.iter().all(u8::is_ascii_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::Ack;
+    use std::io::Read as _;
+
+    const NOV_23_2026_10H: i64 = 1_795_428_000_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn record(doc: &str, timestamp_millis: i64) -> LogRecord {
+        LogRecord {
+            doc: Bytes::copy_from_slice(doc.as_bytes()),
+            timestamp_millis,
+            ack: Ack::none(),
+        }
+    }
+
+    fn namer(pattern: &str, mode: BulkMode) -> IndexNamer {
+        IndexNamer::new(IndexFormat::parse(pattern, mode).unwrap())
+    }
+
+    #[test]
+    fn daily_index_follows_the_record_time_in_utc() {
+        let mut namer = namer("logs-hindsight-%Y.%m.%d", BulkMode::Index);
+        assert_eq!(namer.index(NOV_23_2026_10H), "logs-hindsight-2026.11.23");
+        assert_eq!(
+            namer.index(NOV_23_2026_10H + 14 * HOUR - 1),
+            "logs-hindsight-2026.11.23"
+        );
+        assert_eq!(
+            namer.index(NOV_23_2026_10H + 14 * HOUR),
+            "logs-hindsight-2026.11.24"
+        );
+        assert_eq!(namer.index(0), "logs-hindsight-1970.01.01");
+        assert_eq!(namer.index(-1), "logs-hindsight-1969.12.31");
+        // Back and forth over midnight uses the cache, not stale entries.
+        assert_eq!(namer.index(NOV_23_2026_10H), "logs-hindsight-2026.11.23");
+    }
+
+    #[test]
+    fn hourly_and_constant_names() {
+        let mut hourly = namer("logs-%Y.%m.%d.%H", BulkMode::Index);
+        assert_eq!(hourly.index(NOV_23_2026_10H), "logs-2026.11.23.10");
+        assert_eq!(hourly.index(NOV_23_2026_10H + HOUR), "logs-2026.11.23.11");
+        let mut fixed = namer("logs-hindsight-default", BulkMode::DataStream);
+        assert_eq!(fixed.index(NOV_23_2026_10H), "logs-hindsight-default");
+        assert_eq!(fixed.index(0), "logs-hindsight-default");
+    }
+
+    #[test]
+    fn cache_stays_bounded() {
+        let mut namer = namer("x-%Y.%m.%d", BulkMode::Index);
+        for day in 0..100 {
+            namer.index(day * 24 * HOUR);
+        }
+        assert_eq!(namer.cache.len(), CACHED_TARGETS);
+        assert_eq!(namer.index(99 * 24 * HOUR), "x-1970.04.10");
+    }
+
+    #[test]
+    fn out_of_range_time_falls_back_to_now() {
+        let mut namer = namer("x-%Y", BulkMode::Index);
+        let year = Utc::now().format("x-%Y").to_string();
+        assert_eq!(namer.index(i64::MAX), year);
+    }
+
+    #[test]
+    fn bad_patterns_are_explained() {
+        let bad = |pattern: &str, mode| IndexFormat::parse(pattern, mode).unwrap_err();
+        assert!(bad("logs-%Y-%M", BulkMode::Index).contains("only date and hour fields"));
+        assert!(bad("logs-%s", BulkMode::Index).contains("only date and hour fields"));
+        assert!(bad("logs-%Q", BulkMode::Index).contains("not a valid strftime"));
+        assert!(bad("logs-%b", BulkMode::Index).contains("must be lowercase"));
+        assert!(bad("Logs", BulkMode::Index).contains("must be lowercase"));
+        assert!(bad("logs *", BulkMode::Index).contains("must not contain ` `"));
+        assert!(bad("_logs", BulkMode::Index).contains("not a valid index name"));
+        assert!(bad("", BulkMode::Index).contains("must not be empty"));
+        assert!(bad("logs-%Y", BulkMode::DataStream).contains("data stream"));
+    }
+
+    #[test]
+    fn template_pattern_is_the_fixed_prefix() {
+        let format = IndexFormat::parse("logs-hindsight-%Y.%m.%d", BulkMode::Index).unwrap();
+        assert_eq!(format.template_pattern(), "logs-hindsight-*");
+        let format = IndexFormat::parse("logs-hindsight-default", BulkMode::DataStream).unwrap();
+        assert_eq!(format.template_pattern(), "logs-hindsight-default*");
+    }
+
+    fn decode(body: &EncodedBody, compression: Compression) -> String {
+        let mut text = String::new();
+        match compression {
+            Compression::None => text = String::from_utf8(body.wire.to_vec()).unwrap(),
+            Compression::Gzip => {
+                flate2::read::GzDecoder::new(&body.wire[..])
+                    .read_to_string(&mut text)
+                    .unwrap();
+            }
+        }
+        assert_eq!(text.len(), body.raw_len);
+        text
+    }
+
+    #[test]
+    fn body_is_action_line_then_document_per_record() {
+        for compression in [Compression::None, Compression::Gzip] {
+            let mut namer = namer("logs-hindsight-%Y.%m.%d", BulkMode::Index);
+            let mut encoder = BulkEncoder::new(compression);
+            let records = [
+                record(r#"{"message":"a"}"#, NOV_23_2026_10H),
+                record(r#"{"message":"b"}"#, NOV_23_2026_10H + 14 * HOUR),
+            ];
+            let body = encoder.encode(&records, &mut namer);
+            assert_eq!(
+                decode(&body, compression),
+                "{\"index\":{\"_index\":\"logs-hindsight-2026.11.23\"}}\n{\"message\":\"a\"}\n\
+                 {\"index\":{\"_index\":\"logs-hindsight-2026.11.24\"}}\n{\"message\":\"b\"}\n"
+            );
+        }
+    }
+
+    #[test]
+    fn data_stream_mode_uses_create() {
+        let mut namer = namer("logs-hindsight-default", BulkMode::DataStream);
+        let mut encoder = BulkEncoder::new(Compression::None);
+        let body = encoder.encode(&[record("{}", 0)], &mut namer);
+        assert_eq!(
+            decode(&body, Compression::None),
+            "{\"create\":{\"_index\":\"logs-hindsight-default\"}}\n{}\n"
+        );
+    }
+
+    #[test]
+    fn raw_newlines_in_a_document_cannot_break_the_body() {
+        let mut namer = namer("x", BulkMode::Index);
+        let mut encoder = BulkEncoder::new(Compression::None);
+        let body = encoder.encode(&[record("{\"a\":\n1\n}", 0)], &mut namer);
+        assert_eq!(
+            decode(&body, Compression::None),
+            "{\"index\":{\"_index\":\"x\"}}\n{\"a\": 1 }\n"
+        );
+    }
+
+    #[test]
+    fn buffers_are_reused_once_bodies_are_released() {
+        let mut namer = namer("x", BulkMode::Index);
+        for compression in [Compression::None, Compression::Gzip] {
+            let mut encoder = BulkEncoder::new(compression);
+            let records: Vec<_> = (0..100)
+                .map(|i| record(&format!("{{\"n\":{i}}}"), 0))
+                .collect();
+            let first = encoder.encode(&records, &mut namer);
+            let first_ptr = first.wire.as_ptr();
+            let first_text = decode(&first, compression);
+            drop(first);
+            let second = encoder.encode(&records, &mut namer);
+            assert_eq!(
+                second.wire.as_ptr(),
+                first_ptr,
+                "{compression:?}: buffer not reused"
+            );
+            assert_eq!(decode(&second, compression), first_text);
+        }
+    }
+
+    #[test]
+    fn gzip_shrinks_repetitive_logs() {
+        let mut namer = namer("x", BulkMode::Index);
+        let mut encoder = BulkEncoder::new(Compression::Gzip);
+        let records: Vec<_> = (0..1000)
+            .map(|i| {
+                record(
+                    &format!(r#"{{"level":"info","message":"request {i} served"}}"#),
+                    0,
+                )
+            })
+            .collect();
+        let body = encoder.encode(&records, &mut namer);
+        assert!(
+            body.wire.len() * 5 < body.raw_len,
+            "{} vs {}",
+            body.wire.len(),
+            body.raw_len
+        );
+    }
+
+    #[test]
+    fn blank_documents_are_recognised() {
+        assert!(is_blank(b""));
+        assert!(is_blank(b" \t\r\n"));
+        assert!(!is_blank(b"{}"));
+    }
+}
