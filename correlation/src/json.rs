@@ -16,15 +16,39 @@
 //! ```
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 /// Top-level keys the agent looks at for the record's own time, in order of preference.
 pub const TIME_FIELDS: &[&str] = &["@timestamp", "time", "timestamp", "ts", "@t", "t"];
 
 /// Top-level keys the agent adds to records; their presence in the original matters.
-pub const AGENT_ROOTS: &[&str] = &["@timestamp", "kubernetes", "host", "log", "stream"];
+///
+/// The first five are the agent's own (`@timestamp`, `kubernetes`, `host`, `log`,
+/// `stream`); the rest are the roots of the correlation fields ([`crate::ecs`]).
+pub const AGENT_ROOTS: &[&str] = &[
+    "@timestamp",
+    "kubernetes",
+    "host",
+    "log",
+    "stream",
+    "trace",
+    "span",
+    "http",
+    "labels",
+    "hindsight",
+];
+
+/// Dotted paths the agent adds below its roots whose presence in the original is tracked
+/// in every spelling (see [`TopLevel::occupied`]).
+pub const AGENT_PATHS: &[&str] = &[
+    crate::ecs::TRACE_ID,
+    crate::ecs::SPAN_ID,
+    crate::ecs::HTTP_REQUEST_ID,
+    crate::ecs::LABELS_CORRELATION_ID,
+    crate::ecs::LOG_LEVEL,
+    crate::ecs::LOG_FILE_PATH,
+    crate::ecs::REQUEST_ELAPSED_MS,
+    crate::ecs::REQUEST_SINCE_PREVIOUS_MS,
+];
 
 /// Why a line is not a JSON object the agent can splice into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -66,11 +90,14 @@ impl TimeValue<'_> {
 #[derive(Debug, Default)]
 pub struct TopLevel<'a> {
     /// Time fields found, keyed by their index in [`TIME_FIELDS`].
-    times: Vec<(usize, TimeValue<'a>)>,
+    pub(crate) times: Vec<(usize, TimeValue<'a>)>,
     /// For each of [`AGENT_ROOTS`]: `None` absent, `Some(true)` an object, `Some(false)` a scalar/array.
-    roots: [Option<bool>; 5],
+    pub(crate) roots: [Option<bool>; AGENT_ROOTS.len()],
+    /// Bit `i` set: [`AGENT_PATHS`]`[i]` is present, or a scalar stands where one of its
+    /// parent objects would go.
+    pub(crate) occupied: u32,
     /// The object has no members (`{}`).
-    empty: bool,
+    pub(crate) empty: bool,
 }
 
 impl<'a> TopLevel<'a> {
@@ -94,6 +121,17 @@ impl<'a> TopLevel<'a> {
         }
     }
 
+    /// True when the agent must not add `path`, one of [`AGENT_PATHS`], because the
+    /// original already holds it — as a literal dotted key (`"trace.id"`), nested
+    /// (`"trace":{"id":…}`) or mixed (`"http":{"request.id":…}`) — or holds a scalar where
+    /// one of its parents would go (`"http":{"request":"GET /"}`). Always false for other paths.
+    pub fn occupied(&self, path: &str) -> bool {
+        AGENT_PATHS
+            .iter()
+            .position(|known| *known == path)
+            .is_some_and(|index| self.occupied & (1 << index) != 0)
+    }
+
     /// True when the object has no members.
     pub fn is_empty(&self) -> bool {
         self.empty
@@ -115,163 +153,13 @@ pub enum RootUse {
 ///
 /// UTF-8 is checked first, over the whole line: serde skips unread strings without
 /// checking them, and a document with invalid UTF-8 would be rejected by the backend.
+///
+/// To read the request and trace identity in the same pass, use
+/// [`FieldSet::scan`](crate::extract::FieldSet::scan) instead.
 pub fn scan_object(line: &[u8]) -> Result<TopLevel<'_>, NotAnObject> {
-    let text = std::str::from_utf8(line).map_err(|_| NotAnObject::InvalidUtf8)?;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let top = match deserializer.deserialize_any(TopVisitor) {
-        Ok(Some(top)) => top,
-        Ok(None) => return Err(NotAnObject::NotObject),
-        Err(_) => return Err(NotAnObject::InvalidJson),
-    };
-    deserializer.end().map_err(|_| NotAnObject::InvalidJson)?;
-    Ok(top)
-}
-
-struct TopVisitor;
-
-impl<'de> Visitor<'de> for TopVisitor {
-    type Value = Option<TopLevel<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut top = TopLevel {
-            empty: true,
-            ..TopLevel::default()
-        };
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            top.empty = false;
-            if let Some(index) = TIME_FIELDS.iter().position(|field| *field == key) {
-                let value = map.next_value::<TimeSeed>()?;
-                if index == 0 {
-                    top.roots[0] = Some(false);
-                }
-                top.times.push((index, value.0));
-            } else if let Some(index) = AGENT_ROOTS.iter().position(|root| *root == key) {
-                let kind = map.next_value::<ValueKind>()?;
-                top.roots[index] = Some(kind.0);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(Some(top))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-}
-
-/// Reads a time field's value, keeping strings borrowed when they need no unescaping.
-struct TimeSeed<'de>(TimeValue<'de>);
-
-impl<'de> de::Deserialize<'de> for TimeSeed<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TimeVisitor;
-        impl<'de> Visitor<'de> for TimeVisitor {
-            type Value = TimeValue<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a time value")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(TimeValue::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(TimeValue::Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(TimeValue::Number(v as f64))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(TimeValue::Number(v as f64))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(TimeValue::Number(v))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(TimeValue::Other)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(TimeValue::Other)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(TimeValue::Other)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(TimeValue::Other)
-            }
-        }
-        deserializer.deserialize_any(TimeVisitor).map(TimeSeed)
-    }
-}
-
-/// Skips a value, noting whether it was an object.
-struct ValueKind(bool);
-
-impl<'de> de::Deserialize<'de> for ValueKind {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KindVisitor;
-        impl<'de> Visitor<'de> for KindVisitor {
-            type Value = bool;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(true)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(false)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
-                Ok(false)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
-                Ok(false)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
-                Ok(false)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
-                Ok(false)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
-                Ok(false)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
-                Ok(false)
-            }
-        }
-        deserializer.deserialize_any(KindVisitor).map(ValueKind)
-    }
+    crate::extract::FieldSet::agent_only()
+        .scan(line)
+        .map(|scan| scan.top)
 }
 
 /// Appends members to a JSON object being written into a buffer.
@@ -404,7 +292,8 @@ mod tests {
 
     #[test]
     fn finds_preferred_time_field_and_roots() {
-        let line = br#"{"ts":1700000000,"time":"2026-01-01T00:00:00Z","host":"h","log":{"level":"info"}}"#;
+        let line =
+            br#"{"ts":1700000000,"time":"2026-01-01T00:00:00Z","host":"h","log":{"level":"info"}}"#;
         let top = scan_object(line).unwrap();
         let (name, value) = top.time_field().unwrap();
         assert_eq!(name, "time");
@@ -417,7 +306,10 @@ mod tests {
     #[test]
     fn escaped_time_text_is_unescaped() {
         let top = scan_object(br#"{"time":"2026\u002d01-01T00:00:00Z"}"#).unwrap();
-        assert_eq!(top.time_field().unwrap().1.as_str(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            top.time_field().unwrap().1.as_str(),
+            Some("2026-01-01T00:00:00Z")
+        );
     }
 
     #[test]
@@ -433,7 +325,12 @@ mod tests {
             (b"42", NotAnObject::NotObject),
             (b"null", NotAnObject::NotObject),
         ] {
-            assert_eq!(scan_object(line).err(), Some(expected), "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                scan_object(line).err(),
+                Some(expected),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 
@@ -443,16 +340,29 @@ mod tests {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(scan_object(deep.as_bytes()).is_ok());
         let unterminated = format!("{{\"a\":{}", "[".repeat(100_000));
-        assert_eq!(scan_object(unterminated.as_bytes()).err(), Some(NotAnObject::InvalidJson));
-        let deep_time = format!("{{\"time\":{}{}}}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
-        assert_eq!(scan_object(deep_time.as_bytes()).err(), Some(NotAnObject::InvalidJson));
+        assert_eq!(
+            scan_object(unterminated.as_bytes()).err(),
+            Some(NotAnObject::InvalidJson)
+        );
+        let deep_time = format!(
+            "{{\"time\":{}{}}}",
+            "{\"a\":".repeat(10_000),
+            "}".repeat(10_000)
+        );
+        assert_eq!(
+            scan_object(deep_time.as_bytes()).err(),
+            Some(NotAnObject::InvalidJson)
+        );
     }
 
     #[test]
     fn write_str_escapes_controls_quotes_and_backslashes() {
         let mut out = Vec::new();
         write_str(&mut out, "a\"b\\c\nd\u{1}é");
-        assert_eq!(String::from_utf8(out.clone()).unwrap(), r#""a\"b\\c\nd\u0001é""#);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            r#""a\"b\\c\nd\u0001é""#
+        );
         let back: String = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, "a\"b\\c\nd\u{1}é");
     }

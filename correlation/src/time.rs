@@ -8,7 +8,11 @@
 //! assert_eq!(parse_epoch(1_700_000_000_123.0).unwrap().millis(), 1_700_000_000_123);
 //! ```
 
+use std::time::Duration;
+
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+
+use crate::json::TimeValue;
 
 /// A point in time, UTC, nanosecond precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,6 +27,16 @@ impl Timestamp {
     /// Milliseconds since the Unix epoch.
     pub fn millis(self) -> i64 {
         self.0.timestamp_millis()
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub fn micros(self) -> i64 {
+        self.0.timestamp_micros()
+    }
+
+    /// How long after `earlier` this is; zero when it is not later.
+    pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
+        (self.0 - earlier.0).to_std().unwrap_or(Duration::ZERO)
     }
 
     /// RFC 3339 in UTC with the precision the source had (at least milliseconds).
@@ -45,7 +59,11 @@ pub fn parse_text(text: &str) -> Option<Timestamp> {
         return Some(Timestamp(time.with_timezone(&Utc)));
     }
     // Common near-misses: a space instead of `T`, no offset, a `+0100` offset.
-    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+    ] {
         if let Ok(time) = DateTime::parse_from_str(text, format) {
             return Some(Timestamp(time.with_timezone(&Utc)));
         }
@@ -79,8 +97,24 @@ pub fn parse_epoch(value: f64) -> Option<Timestamp> {
     }
     let nanos = nanos as i64;
     // Round to microseconds: f64 cannot carry nanoseconds of a current epoch exactly.
-    let nanos = if value < 1e17 { (nanos + 500) / 1_000 * 1_000 } else { nanos };
+    let nanos = if value < 1e17 {
+        (nanos + 500) / 1_000 * 1_000
+    } else {
+        nanos
+    };
     Some(Timestamp(Utc.timestamp_nanos(nanos)))
+}
+
+/// The time a record's time field holds: RFC 3339 text, an epoch number, or an epoch
+/// number written as text.
+pub fn from_value(value: &TimeValue<'_>) -> Option<Timestamp> {
+    match value {
+        TimeValue::Text(text) => {
+            parse_text(text).or_else(|| text.trim().parse::<f64>().ok().and_then(parse_epoch))
+        }
+        TimeValue::Number(number) => parse_epoch(*number),
+        TimeValue::Other => None,
+    }
 }
 
 #[cfg(test)]
@@ -91,13 +125,20 @@ mod tests {
     fn rfc3339_variants() {
         for (text, expected) in [
             ("2026-11-23T10:00:00Z", "2026-11-23T10:00:00.000Z"),
-            ("2026-11-23T10:00:00.123456789Z", "2026-11-23T10:00:00.123456789Z"),
+            (
+                "2026-11-23T10:00:00.123456789Z",
+                "2026-11-23T10:00:00.123456789Z",
+            ),
             ("2026-11-23T11:00:00.25+01:00", "2026-11-23T10:00:00.250Z"),
             ("2026-11-23 10:00:00.5Z", "2026-11-23T10:00:00.500Z"),
             ("2026-11-23T10:00:00.000001", "2026-11-23T10:00:00.000001Z"),
             ("2026-11-23T12:00:00+0200", "2026-11-23T10:00:00.000Z"),
         ] {
-            assert_eq!(parse_text(text).map(|t| t.to_rfc3339()).as_deref(), Some(expected), "{text}");
+            assert_eq!(
+                parse_text(text).map(|t| t.to_rfc3339()).as_deref(),
+                Some(expected),
+                "{text}"
+            );
         }
         assert_eq!(parse_text("yesterday"), None);
         assert_eq!(parse_text(""), None);
@@ -107,12 +148,40 @@ mod tests {
     fn epoch_by_magnitude() {
         let expected = "2023-11-14T22:13:20.000Z";
         assert_eq!(parse_epoch(1_700_000_000.0).unwrap().to_rfc3339(), expected);
-        assert_eq!(parse_epoch(1_700_000_000_000.0).unwrap().to_rfc3339(), expected);
-        assert_eq!(parse_epoch(1_700_000_000_000_000.0).unwrap().to_rfc3339(), expected);
-        assert_eq!(parse_epoch(1_700_000_000_000_000_000.0).unwrap().to_rfc3339(), expected);
-        assert_eq!(parse_epoch(1_700_000_000.25).unwrap().to_rfc3339(), "2023-11-14T22:13:20.250Z");
+        assert_eq!(
+            parse_epoch(1_700_000_000_000.0).unwrap().to_rfc3339(),
+            expected
+        );
+        assert_eq!(
+            parse_epoch(1_700_000_000_000_000.0).unwrap().to_rfc3339(),
+            expected
+        );
+        assert_eq!(
+            parse_epoch(1_700_000_000_000_000_000.0)
+                .unwrap()
+                .to_rfc3339(),
+            expected
+        );
+        assert_eq!(
+            parse_epoch(1_700_000_000.25).unwrap().to_rfc3339(),
+            "2023-11-14T22:13:20.250Z"
+        );
         assert_eq!(parse_epoch(-1.0), None);
         assert_eq!(parse_epoch(f64::NAN), None);
         assert_eq!(parse_epoch(1e300), None);
+    }
+
+    #[test]
+    fn values_and_differences() {
+        let text = from_value(&TimeValue::Text("1700000000.5".into())).unwrap();
+        let number = from_value(&TimeValue::Number(1_700_000_000_250.0)).unwrap();
+        assert_eq!(text.micros(), 1_700_000_000_500_000);
+        assert_eq!(
+            text.saturating_duration_since(number),
+            Duration::from_millis(250)
+        );
+        assert_eq!(number.saturating_duration_since(text), Duration::ZERO);
+        assert_eq!(from_value(&TimeValue::Other), None);
+        assert_eq!(from_value(&TimeValue::Text("soon".into())), None);
     }
 }

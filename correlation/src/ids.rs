@@ -1,0 +1,525 @@
+//! The identities a request carries: trace id, span id and request id.
+//!
+//! Trace and span ids are never zero (the W3C and OpenTelemetry "invalid" value), so the
+//! types hold a `NonZero` integer and an `Option<TraceId>` costs nothing extra. They are
+//! written as lower-case hex, the form W3C Trace Context, OpenTelemetry, Jaeger and the
+//! ECS fields `trace.id` / `span.id` use.
+//!
+//! ```
+//! use hindsight_correlation::ids::{RequestId, SpanId, TraceId};
+//!
+//! let trace: TraceId = "4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap();
+//! assert_eq!(trace.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+//! // A 64-bit id (Zipkin, Jaeger, Datadog) is the low half of a 128-bit one.
+//! assert_eq!(TraceId::from_u64(255).unwrap().to_string(), "000000000000000000000000000000ff");
+//! assert!("00000000000000000000000000000000".parse::<TraceId>().is_err());
+//!
+//! let span = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+//! assert_eq!(span.to_hex().as_str(), "00f067aa0ba902b7");
+//!
+//! let request = RequestId::new("req-7f3a").unwrap();
+//! assert_eq!(request.as_str(), "req-7f3a");
+//! assert!(RequestId::new("has space").is_err());
+//! assert!(RequestId::new(&"x".repeat(129)).is_err());
+//! ```
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::num::{NonZeroU128, NonZeroU64};
+use std::str::FromStr;
+
+use rand::RngCore;
+
+/// Why text is not a trace or span id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdError {
+    /// The text has the wrong number of characters.
+    #[error("wrong length: {found} characters")]
+    Length {
+        /// The number of bytes found.
+        found: usize,
+    },
+    /// A character is not a hex digit (or, for decimal ids, not a decimal digit).
+    #[error("not a hex digit")]
+    NotHex,
+    /// An upper-case hex digit where the format asks for lower case (W3C, B3).
+    #[error("upper-case hex where lower case is required")]
+    UpperCase,
+    /// The all-zero id, which every format reserves as "invalid".
+    #[error("all-zero id")]
+    Zero,
+    /// A decimal id that is not a number or does not fit in 64 bits.
+    #[error("not a decimal 64-bit id")]
+    NotDecimal,
+}
+
+/// Which hex digits a parser accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Case {
+    /// Lower case only, as W3C Trace Context and B3 require.
+    Lower,
+    /// Either case, as Jaeger clients and most log libraries accept.
+    Any,
+}
+
+/// Parses `min..=max` (at most 32) hex digits into an integer, left-padded with zeros.
+pub(crate) fn parse_hex(text: &str, min: usize, max: usize, case: Case) -> Result<u128, IdError> {
+    let bytes = text.as_bytes();
+    if bytes.len() < min || bytes.len() > max {
+        return Err(IdError::Length { found: bytes.len() });
+    }
+    let mut value: u128 = 0;
+    for &byte in bytes {
+        let digit = match byte {
+            b'0'..=b'9' => byte - b'0',
+            b'a'..=b'f' => byte - b'a' + 10,
+            b'A'..=b'F' if case == Case::Any => byte - b'A' + 10,
+            b'A'..=b'F' => return Err(IdError::UpperCase),
+            _ => return Err(IdError::NotHex),
+        };
+        value = (value << 4) | u128::from(digit);
+    }
+    Ok(value)
+}
+
+/// Writes `value` as `N` lower-case hex digits.
+fn encode_hex<const N: usize>(mut value: u128) -> Hex<N> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'0'; N];
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
+    Hex(out)
+}
+
+/// An id written as lower-case hex on the stack: `Hex<32>` for a trace id, `Hex<16>` for a span id.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Hex<const N: usize>([u8; N]);
+
+impl<const N: usize> Hex<N> {
+    /// The hex digits.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::ops::Deref for Hex<N> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> fmt::Display for Hex<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> fmt::Debug for Hex<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A 16-byte trace id, never all zeros.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceId(NonZeroU128);
+
+impl TraceId {
+    /// The id with this big-endian value; `None` for zero.
+    pub const fn from_u128(value: u128) -> Option<TraceId> {
+        match NonZeroU128::new(value) {
+            Some(value) => Some(TraceId(value)),
+            None => None,
+        }
+    }
+
+    /// A 64-bit id (Zipkin, Jaeger, Datadog) as the low half of a 128-bit one; `None` for zero.
+    pub const fn from_u64(value: u64) -> Option<TraceId> {
+        TraceId::from_u128(value as u128)
+    }
+
+    /// The id from its 16 bytes (as OpenTelemetry's `TraceId::to_bytes` gives them).
+    pub const fn from_bytes(bytes: [u8; 16]) -> Option<TraceId> {
+        TraceId::from_u128(u128::from_be_bytes(bytes))
+    }
+
+    /// The 16 bytes, big-endian (as OpenTelemetry's `TraceId::from_bytes` takes them).
+    pub const fn to_bytes(self) -> [u8; 16] {
+        self.0.get().to_be_bytes()
+    }
+
+    /// The id as a number.
+    pub const fn to_u128(self) -> u128 {
+        self.0.get()
+    }
+
+    /// A random id from `rng` (W3C recommends random trace ids; this never returns zero).
+    pub fn random<R: RngCore + ?Sized>(rng: &mut R) -> TraceId {
+        loop {
+            let mut bytes = [0u8; 16];
+            rng.fill_bytes(&mut bytes);
+            if let Some(id) = TraceId::from_bytes(bytes) {
+                return id;
+            }
+        }
+    }
+
+    /// Parses exactly 32 hex digits, either case.
+    pub fn from_hex(text: &str) -> Result<TraceId, IdError> {
+        TraceId::parse(text, 32, 32, Case::Any)
+    }
+
+    /// Parses 1 to 32 hex digits, either case, left-padding with zeros (Jaeger drops
+    /// leading zeros; a 16-digit id is a 64-bit one).
+    pub fn from_short_hex(text: &str) -> Result<TraceId, IdError> {
+        TraceId::parse(text, 1, 32, Case::Any)
+    }
+
+    /// Parses a Datadog-style decimal 64-bit id (`dd.trace_id`).
+    pub fn from_decimal(text: &str) -> Result<TraceId, IdError> {
+        TraceId::from_u64(parse_decimal(text)?).ok_or(IdError::Zero)
+    }
+
+    pub(crate) fn parse(
+        text: &str,
+        min: usize,
+        max: usize,
+        case: Case,
+    ) -> Result<TraceId, IdError> {
+        TraceId::from_u128(parse_hex(text, min, max, case)?).ok_or(IdError::Zero)
+    }
+
+    /// The id as 32 lower-case hex digits, without allocating.
+    pub fn to_hex(self) -> Hex<32> {
+        encode_hex(self.0.get())
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({})", self.to_hex().as_str())
+    }
+}
+
+impl FromStr for TraceId {
+    type Err = IdError;
+    /// Exactly 32 hex digits, either case (see [`TraceId::from_hex`]).
+    fn from_str(text: &str) -> Result<TraceId, IdError> {
+        TraceId::from_hex(text)
+    }
+}
+
+/// An 8-byte span id, never all zeros.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpanId(NonZeroU64);
+
+impl SpanId {
+    /// The id with this value; `None` for zero.
+    pub const fn from_u64(value: u64) -> Option<SpanId> {
+        match NonZeroU64::new(value) {
+            Some(value) => Some(SpanId(value)),
+            None => None,
+        }
+    }
+
+    /// The id from its 8 bytes (as OpenTelemetry's `SpanId::to_bytes` gives them).
+    pub const fn from_bytes(bytes: [u8; 8]) -> Option<SpanId> {
+        SpanId::from_u64(u64::from_be_bytes(bytes))
+    }
+
+    /// The 8 bytes, big-endian.
+    pub const fn to_bytes(self) -> [u8; 8] {
+        self.0.get().to_be_bytes()
+    }
+
+    /// The id as a number.
+    pub const fn to_u64(self) -> u64 {
+        self.0.get()
+    }
+
+    /// A random id from `rng`; never zero.
+    pub fn random<R: RngCore + ?Sized>(rng: &mut R) -> SpanId {
+        loop {
+            if let Some(id) = SpanId::from_u64(rng.next_u64()) {
+                return id;
+            }
+        }
+    }
+
+    /// Parses exactly 16 hex digits, either case.
+    pub fn from_hex(text: &str) -> Result<SpanId, IdError> {
+        SpanId::parse(text, 16, 16, Case::Any)
+    }
+
+    /// Parses 1 to 16 hex digits, either case, left-padding with zeros (Jaeger).
+    pub fn from_short_hex(text: &str) -> Result<SpanId, IdError> {
+        SpanId::parse(text, 1, 16, Case::Any)
+    }
+
+    /// Parses a Datadog-style decimal 64-bit id (`dd.span_id`).
+    pub fn from_decimal(text: &str) -> Result<SpanId, IdError> {
+        SpanId::from_u64(parse_decimal(text)?).ok_or(IdError::Zero)
+    }
+
+    pub(crate) fn parse(text: &str, min: usize, max: usize, case: Case) -> Result<SpanId, IdError> {
+        // At most 16 digits, so the value fits in 64 bits.
+        SpanId::from_u64(parse_hex(text, min, max.min(16), case)? as u64).ok_or(IdError::Zero)
+    }
+
+    /// The id as 16 lower-case hex digits, without allocating.
+    pub fn to_hex(self) -> Hex<16> {
+        encode_hex(u128::from(self.0.get()))
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpanId({})", self.to_hex().as_str())
+    }
+}
+
+impl FromStr for SpanId {
+    type Err = IdError;
+    /// Exactly 16 hex digits, either case (see [`SpanId::from_hex`]).
+    fn from_str(text: &str) -> Result<SpanId, IdError> {
+        SpanId::from_hex(text)
+    }
+}
+
+/// 1 to 20 decimal digits that fit in a `u64`.
+fn parse_decimal(text: &str) -> Result<u64, IdError> {
+    if text.is_empty() || text.len() > 20 || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(IdError::NotDecimal);
+    }
+    text.parse().map_err(|_| IdError::NotDecimal)
+}
+
+/// Why text is not a usable request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestIdError {
+    /// The id is empty.
+    #[error("empty request id")]
+    Empty,
+    /// Longer than [`RequestId::MAX_LEN`] bytes.
+    #[error("request id of {len} bytes is longer than {max}", max = RequestId::MAX_LEN)]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A byte outside visible ASCII (`!` to `~`): spaces, controls, non-ASCII.
+    #[error("request id contains a character outside visible ASCII")]
+    InvalidChar,
+}
+
+/// An opaque request id (`X-Request-ID`, a log record's `request_id`): 1 to
+/// [`RequestId::MAX_LEN`] visible ASCII characters.
+///
+/// The bound keeps per-request state (fingers-crossed buffers, the request clock) small
+/// and keeps header values safe to forward; the sidecar proxy replaces an id that breaks
+/// it instead of propagating it. Compared byte for byte: `ABC` and `abc` are different ids.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(Box<str>);
+
+impl RequestId {
+    /// The longest accepted id, in bytes (a UUID is 36; a W3C traceparent is 55).
+    pub const MAX_LEN: usize = 128;
+
+    /// Checks `text` and copies it into a request id.
+    pub fn new(text: &str) -> Result<RequestId, RequestIdError> {
+        RequestId::validate(text)?;
+        Ok(RequestId(text.into()))
+    }
+
+    /// Checks `text` without copying it.
+    pub fn validate(text: &str) -> Result<(), RequestIdError> {
+        if text.is_empty() {
+            return Err(RequestIdError::Empty);
+        }
+        if text.len() > RequestId::MAX_LEN {
+            return Err(RequestIdError::TooLong { len: text.len() });
+        }
+        if !text.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return Err(RequestIdError::InvalidChar);
+        }
+        Ok(())
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({:?})", &*self.0)
+    }
+}
+
+impl FromStr for RequestId {
+    type Err = RequestIdError;
+    fn from_str(text: &str) -> Result<RequestId, RequestIdError> {
+        RequestId::new(text)
+    }
+}
+
+impl TryFrom<String> for RequestId {
+    type Error = RequestIdError;
+    /// Takes the string without copying it when it is valid.
+    fn try_from(text: String) -> Result<RequestId, RequestIdError> {
+        RequestId::validate(&text)?;
+        Ok(RequestId(text.into_boxed_str()))
+    }
+}
+
+impl AsRef<str> for RequestId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for RequestId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<RequestId> for String {
+    fn from(id: RequestId) -> String {
+        id.0.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_id_parses_and_formats_lower_case() {
+        let id = TraceId::from_hex("4BF92F3577B34DA6A3CE929D0E0E4736").unwrap();
+        assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            format!("{id:?}"),
+            "TraceId(4bf92f3577b34da6a3ce929d0e0e4736)"
+        );
+        assert_eq!(TraceId::from_bytes(id.to_bytes()), Some(id));
+        assert_eq!(TraceId::from_hex("4bf9"), Err(IdError::Length { found: 4 }));
+        assert_eq!(TraceId::from_hex(&"g".repeat(32)), Err(IdError::NotHex));
+        assert_eq!(TraceId::from_hex(&"0".repeat(32)), Err(IdError::Zero));
+        assert_eq!(
+            TraceId::from_hex("+bf92f3577b34da6a3ce929d0e0e4736"),
+            Err(IdError::NotHex)
+        );
+        assert_eq!(
+            TraceId::parse("4BF92F3577B34DA6A3CE929D0E0E4736", 32, 32, Case::Lower),
+            Err(IdError::UpperCase)
+        );
+    }
+
+    #[test]
+    fn short_and_decimal_ids_are_zero_padded() {
+        assert_eq!(
+            TraceId::from_short_hex("abc").unwrap().to_string(),
+            format!("{:0>32}", "abc")
+        );
+        assert_eq!(
+            SpanId::from_short_hex("1").unwrap().to_string(),
+            "0000000000000001"
+        );
+        assert!(TraceId::from_short_hex(&"1".repeat(33)).is_err());
+        assert!(SpanId::from_short_hex(&"1".repeat(17)).is_err());
+        // Datadog writes its 64-bit ids in decimal.
+        assert_eq!(
+            TraceId::from_decimal("18446744073709551615")
+                .unwrap()
+                .to_string(),
+            "0000000000000000ffffffffffffffff"
+        );
+        assert_eq!(
+            SpanId::from_decimal("255").unwrap().to_string(),
+            "00000000000000ff"
+        );
+        assert_eq!(
+            TraceId::from_decimal("18446744073709551616"),
+            Err(IdError::NotDecimal)
+        );
+        assert_eq!(TraceId::from_decimal("-1"), Err(IdError::NotDecimal));
+        assert_eq!(TraceId::from_decimal("0"), Err(IdError::Zero));
+        assert_eq!(TraceId::from_decimal(""), Err(IdError::NotDecimal));
+    }
+
+    #[test]
+    fn random_ids_are_never_zero() {
+        /// Yields zeros first, to exercise the retry.
+        struct ZerosThenOnes(u32);
+        impl RngCore for ZerosThenOnes {
+            fn next_u32(&mut self) -> u32 {
+                self.next_u64() as u32
+            }
+            fn next_u64(&mut self) -> u64 {
+                self.0 += 1;
+                if self.0 < 3 {
+                    0
+                } else {
+                    u64::MAX
+                }
+            }
+            fn fill_bytes(&mut self, dest: &mut [u8]) {
+                let byte = if self.next_u64() == 0 { 0 } else { 1 };
+                dest.fill(byte);
+            }
+        }
+        assert_eq!(SpanId::random(&mut ZerosThenOnes(0)).to_u64(), u64::MAX);
+        assert_eq!(TraceId::random(&mut ZerosThenOnes(0)).to_bytes(), [1; 16]);
+    }
+
+    #[test]
+    fn request_id_bounds() {
+        assert!(RequestId::new("0190c0d4-7e1a-7c3e-9f00-2b8a1e0c9d11").is_ok());
+        assert_eq!(RequestId::new(""), Err(RequestIdError::Empty));
+        assert_eq!(
+            RequestId::new(&"a".repeat(128)).map(|id| id.as_str().len()),
+            Ok(128)
+        );
+        assert_eq!(
+            RequestId::new(&"a".repeat(129)),
+            Err(RequestIdError::TooLong { len: 129 })
+        );
+        for bad in ["a b", "a\tb", "a\nb", "é", "a\u{7f}"] {
+            assert_eq!(
+                RequestId::new(bad),
+                Err(RequestIdError::InvalidChar),
+                "{bad:?}"
+            );
+        }
+        let id = RequestId::try_from(String::from("r-1")).unwrap();
+        assert_eq!(id.to_string(), "r-1");
+        assert_eq!(format!("{id:?}"), "RequestId(\"r-1\")");
+        let set: std::collections::HashSet<RequestId> = [id].into();
+        assert!(set.contains("r-1"));
+    }
+}
