@@ -58,7 +58,8 @@ hits = json.load(sys.stdin)["hits"]["hits"]
 for hit in hits:
     d = hit["_source"]
     k = d["kubernetes"]
-    print(f"{d[\"@timestamp\"]}  {d[\"level\"]:<5}  {k[\"namespace\"]}/{k[\"pod\"][\"name\"]}/{k[\"container\"][\"name\"]}  {d[\"msg\"]}  (trace {d[\"trace_id\"]})")
+    print("%s  %-5s  %s/%s/%s  %-26s  trace_id=%s" % (d["@timestamp"], d["level"], k["namespace"], k["pod"]["name"],
+          k["container"]["name"], d["msg"], d["trace_id"]))
 '
 
 say "the agent's own metrics (http://127.0.0.1:8618/metrics)"

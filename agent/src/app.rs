@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState, ReadinessCheck};
 use crate::config::Config;
 use crate::event::LogEvent;
-use crate::metrics::{new_registry, PipelineMetrics, ReasonLabel};
+use crate::metrics::{new_registry, EventsDropped, PipelineMetrics, ReasonLabel};
 use crate::records::RecordBuilder;
 use crate::sources::files::{FileSource, FileSourceMetrics, FilesError};
 
@@ -43,9 +43,11 @@ pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
         .with_context(|| format!("{}: cannot read", config_path.display()))?;
     let config = Config::load(config_path)?;
     let mut registry = new_registry(started);
+    let dropped = EventsDropped::default();
+    dropped.register(&mut registry);
     let pipeline_metrics = PipelineMetrics::default();
     pipeline_metrics.register(&mut registry);
-    let file_metrics = FileSourceMetrics::default();
+    let file_metrics = FileSourceMetrics::new(dropped);
     file_metrics.register(&mut registry);
     let sink_metrics = SinkMetrics::default();
     sink_metrics.register(&mut registry);

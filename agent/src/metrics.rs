@@ -23,6 +23,39 @@ pub struct VersionLabel {
     pub version: &'static str,
 }
 
+/// Why events were deliberately dropped: `hindsight_events_dropped_total{reason}`.
+///
+/// One family for the whole agent, shared by every component that drops events, so that
+/// a single query shows every drop with its reason. Clones share the same series.
+#[derive(Debug, Clone, Default)]
+pub struct EventsDropped(Family<ReasonLabel, Counter>);
+
+impl EventsDropped {
+    /// Empty lines: nothing to ship.
+    pub const EMPTY_LINE: &'static str = "empty_line";
+
+    /// Counts `count` events dropped for `reason`.
+    pub fn add(&self, reason: &'static str, count: u64) {
+        if count > 0 {
+            self.0.get_or_create(&ReasonLabel { reason }).inc_by(count);
+        }
+    }
+
+    /// The current count for `reason`.
+    pub fn get(&self, reason: &'static str) -> u64 {
+        self.0.get_or_create(&ReasonLabel { reason }).get()
+    }
+
+    /// Registers the family.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "hindsight_events_dropped",
+            "Events deliberately dropped, by reason",
+            self.0.clone(),
+        );
+    }
+}
+
 /// Metrics of the record-building stage between sources and sinks.
 #[derive(Debug, Clone, Default)]
 pub struct PipelineMetrics {
@@ -34,8 +67,6 @@ pub struct PipelineMetrics {
     pub wrapped: Family<ReasonLabel, Counter>,
     /// Lines whose invalid UTF-8 was replaced.
     pub invalid_utf8: Counter,
-    /// Events deliberately dropped, by reason.
-    pub dropped: Family<ReasonLabel, Counter>,
 }
 
 impl PipelineMetrics {
@@ -60,11 +91,6 @@ impl PipelineMetrics {
             "hindsight_invalid_utf8_lines",
             "Lines whose invalid UTF-8 was replaced with U+FFFD",
             self.invalid_utf8.clone(),
-        );
-        registry.register(
-            "hindsight_events_dropped",
-            "Events deliberately dropped, by reason",
-            self.dropped.clone(),
         );
     }
 }

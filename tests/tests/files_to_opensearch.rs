@@ -405,7 +405,9 @@ async fn invalid_lines_get_defined_outcomes() {
     );
     assert!(find(&|d| d["seq"] == 1).is_some());
 
-    let empty_lines = agent.metric("hindsight_file_empty_lines_total").await;
+    let empty_lines = agent
+        .metric("hindsight_events_dropped_total{reason=\"empty_line\"}")
+        .await;
     assert_eq!(empty_lines, 1.0, "the empty line is dropped and counted");
 
     let services = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services.sh");

@@ -18,7 +18,9 @@ pub(crate) fn template_body(pattern: &str, data_stream: bool) -> Value {
         "template": {
             "mappings": {
                 "properties": {
-                    "@timestamp": { "type": "date" },
+                    // Nanoseconds: lines of one request often share a millisecond, and
+                    // sorting by time must keep them in the order they were written.
+                    "@timestamp": { "type": "date_nanos" },
                     "message": { "type": "text" },
                     "log": { "properties": {
                         "level": keyword(),
@@ -62,7 +64,7 @@ mod tests {
         assert_eq!(body["index_patterns"], json!(["logs-hindsight-*"]));
         assert!(body.get("data_stream").is_none());
         let props = &body["template"]["mappings"]["properties"];
-        assert_eq!(props["@timestamp"]["type"], "date");
+        assert_eq!(props["@timestamp"]["type"], "date_nanos");
         assert_eq!(props["message"]["type"], "text");
         for path in [
             "/log/properties/level",

@@ -699,7 +699,7 @@ async fn template_is_put_with_the_pattern_of_the_index() {
     assert_eq!(body["index_patterns"], json!(["app-logs-*"]));
     assert_eq!(
         body["template"]["mappings"]["properties"]["@timestamp"]["type"],
-        "date"
+        "date_nanos"
     );
 
     let error = sink.install_template().await.unwrap_err();

@@ -14,7 +14,7 @@ use super::{checkpoint, FileSource, FilesError};
 /// Tails container log files (the `files` input).
 ///
 /// ```toml
-/// [sources.files]
+/// [inputs.files]
 /// include = ["/var/log/pods/*/*/*.log"]
 /// format = "auto"
 /// read_from = "beginning"

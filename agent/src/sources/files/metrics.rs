@@ -8,6 +8,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::metrics::EventsDropped;
+
 /// `hindsight_files_watched`: files currently held open.
 pub const FILES_WATCHED: &str = "hindsight_files_watched";
 /// `hindsight_file_lines_read_total`: records read from files.
@@ -16,8 +18,6 @@ pub const LINES_READ: &str = "hindsight_file_lines_read";
 pub const BYTES_READ: &str = "hindsight_file_bytes_read";
 /// `hindsight_file_lines_truncated_total`: lines cut at `max_line_bytes`.
 pub const LINES_TRUNCATED: &str = "hindsight_file_lines_truncated";
-/// `hindsight_file_empty_lines_total`: empty lines skipped.
-pub const EMPTY_LINES: &str = "hindsight_file_empty_lines";
 /// `hindsight_file_partial_lines_joined_total`: records joined from CRI/Docker pieces.
 pub const PARTIAL_LINES_JOINED: &str = "hindsight_file_partial_lines_joined";
 /// `hindsight_file_unparsed_lines_total`: CRI/Docker lines that did not parse (kept raw).
@@ -84,7 +84,8 @@ pub struct FileSourceMetrics {
     pub(crate) lines_read: Counter,
     pub(crate) bytes_read: Counter,
     pub(crate) lines_truncated: Counter,
-    pub(crate) empty_lines: Counter,
+    /// Shared with the rest of the agent; empty lines are counted as `empty_line`.
+    pub(crate) dropped: EventsDropped,
     pub(crate) partial_lines_joined: Counter,
     pub(crate) unparsed_lines: Counter,
     pub(crate) rotations: Family<RotationLabels, Counter>,
@@ -96,6 +97,14 @@ pub struct FileSourceMetrics {
 }
 
 impl FileSourceMetrics {
+    /// Metrics that count dropped events (empty lines) in the agent's shared family.
+    pub fn new(dropped: EventsDropped) -> Self {
+        FileSourceMetrics {
+            dropped,
+            ..FileSourceMetrics::default()
+        }
+    }
+
     /// Registers every metric in `registry`.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -114,7 +123,6 @@ impl FileSourceMetrics {
             "Lines cut at max_line_bytes",
             self.lines_truncated.clone(),
         );
-        registry.register(EMPTY_LINES, "Empty lines skipped", self.empty_lines.clone());
         registry.register(
             PARTIAL_LINES_JOINED,
             "Records joined from CRI partial lines or split Docker entries",

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::EventsDropped;
 use hindsight_exporters::ack::{AckBatch, BatchStatus};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -700,7 +701,8 @@ impl Tailer {
         m.bytes_read.inc_by(batch.bytes_read);
         m.lines_read.inc_by(batch.records.len() as u64);
         m.lines_truncated.inc_by(batch.truncated);
-        m.empty_lines.inc_by(batch.decode.empty_lines);
+        m.dropped
+            .add(EventsDropped::EMPTY_LINE, batch.decode.empty_lines);
         m.partial_lines_joined.inc_by(batch.decode.partials_joined);
         m.unparsed_lines.inc_by(batch.decode.unparsed);
         let Some(t) = self.streams.get_mut(&id) else {
