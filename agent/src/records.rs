@@ -13,10 +13,8 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use hindsight_correlation::json::{
-    scan_object, NotAnObject, ObjectWriter, RootUse, TimeValue, TopLevel,
-};
-use hindsight_correlation::time::{parse_epoch, parse_text, Timestamp};
+use hindsight_correlation::json::{scan_object, NotAnObject, ObjectWriter, RootUse, TopLevel};
+use hindsight_correlation::time::{from_value, parse_text, Timestamp};
 use hindsight_exporters::LogRecord;
 
 use crate::event::{LogEvent, Origin};
@@ -97,7 +95,7 @@ impl RecordBuilder {
             Ok(top) => {
                 let own_time = top
                     .time_field()
-                    .and_then(|(name, value)| record_time(value).map(|t| (name, t)));
+                    .and_then(|(name, value)| from_value(value).map(|t| (name, t)));
                 let mut doc = ObjectWriter::splice(&mut self.buffer, &line, &top);
                 let timestamp = match own_time {
                     Some(("@timestamp", time)) => time,
@@ -143,17 +141,6 @@ impl RecordBuilder {
             ack: event.ack,
         };
         (record, outcome)
-    }
-}
-
-/// The record's own time, when its time field holds something usable.
-fn record_time(value: &TimeValue<'_>) -> Option<Timestamp> {
-    match value {
-        TimeValue::Text(text) => {
-            parse_text(text).or_else(|| text.trim().parse::<f64>().ok().and_then(parse_epoch))
-        }
-        TimeValue::Number(number) => parse_epoch(*number),
-        TimeValue::Other => None,
     }
 }
 
