@@ -32,14 +32,19 @@ pub enum Level {
 }
 
 /// All levels, lowest first.
-pub const LEVELS: [Level; 6] = [
-    Level::Trace,
-    Level::Debug,
-    Level::Info,
-    Level::Warn,
-    Level::Error,
-    Level::Fatal,
-];
+pub const LEVELS: [Level; 6] = Level::ALL;
+
+impl Level {
+    /// All levels, lowest first.
+    pub const ALL: [Level; 6] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Fatal,
+    ];
+}
 
 /// Text that is not a known level name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

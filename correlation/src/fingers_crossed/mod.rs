@@ -79,7 +79,6 @@
 
 mod buffer;
 mod config;
-mod level;
 mod output;
 mod sample;
 
@@ -88,12 +87,12 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use crate::level::Level;
 pub use buffer::FingersCrossed;
 pub use config::{
     default_action_level, default_buffer_size, default_idle_timeout, default_keep_healthy,
     default_max_memory, default_passthru_level, default_stop_buffering, ConfigError, ConfigProblem,
     FingersCrossedConfig,
 };
-pub use level::Level;
 pub use output::{DiscardCounts, DiscardReason, EmitReason, Outlet, Output, RecordSize, Stats};
 pub use sample::{is_sampled, sample_hash, SampleKey};
