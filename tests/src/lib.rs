@@ -241,6 +241,7 @@ pub fn free_port() -> u16 {
 }
 
 /// What a test agent needs to know to write its config.
+#[derive(Debug, Clone, Default)]
 pub struct AgentSetup {
     /// Globs for `inputs.files.include`.
     pub include: Vec<String>,
@@ -250,6 +251,10 @@ pub struct AgentSetup {
     pub prefix: String,
     /// Extra TOML appended under `[inputs.files]`.
     pub files_extra: String,
+    /// Extra TOML appended under `[outputs.elasticsearch]` (before its sub-tables).
+    pub output_extra: String,
+    /// Extra TOML tables appended at the end of the file (e.g. `[pipeline.x]` sections).
+    pub tables_extra: String,
 }
 
 /// A running `hindsight run` process with its own data dir and admin port.
@@ -293,6 +298,7 @@ rescan_interval = "1s"
 [outputs.elasticsearch]
 endpoints = ["{endpoint}"]
 index = "{prefix}-%Y.%m.%d"
+{output_extra}
 
 [outputs.elasticsearch.template]
 name = "{prefix}"
@@ -302,11 +308,15 @@ timeout = "200ms"
 
 [outputs.elasticsearch.retry]
 max_backoff = "1s"
+
+{tables_extra}
 "#,
             data_dir = data_dir.display().to_string(),
             endpoint = setup.endpoint,
             prefix = setup.prefix,
             files_extra = setup.files_extra,
+            output_extra = setup.output_extra,
+            tables_extra = setup.tables_extra,
         );
         let config_path = work.join("hindsight.toml");
         std::fs::write(&config_path, config).expect("write config");

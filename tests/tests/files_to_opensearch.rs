@@ -43,7 +43,7 @@ async fn rotations_lose_nothing_and_duplicate_nothing() {
             include: include_all(work.path()),
             endpoint: opensearch.url.clone(),
             prefix: prefix.clone(),
-            files_extra: String::new(),
+            ..AgentSetup::default()
         },
     );
 
@@ -158,7 +158,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
             include: include_all(work.path()),
             endpoint: opensearch.url.clone(),
             prefix: prefix.clone(),
-            files_extra: String::new(),
+            ..AgentSetup::default()
         },
     );
     let before_kill = opensearch.wait_for_count(&index, N / 5, WAIT).await;
@@ -243,7 +243,7 @@ async fn backend_outage_then_recovery_delivers_everything() {
             include: include_all(work.path()),
             endpoint: format!("http://{}", proxy.address),
             prefix: prefix.clone(),
-            files_extra: String::new(),
+            ..AgentSetup::default()
         },
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -292,7 +292,7 @@ async fn mapping_conflict_goes_to_the_dead_letter_file() {
             include: include_all(work.path()),
             endpoint: opensearch.url.clone(),
             prefix: prefix.clone(),
-            files_extra: String::new(),
+            ..AgentSetup::default()
         },
     );
     assert_eq!(
@@ -373,6 +373,7 @@ async fn invalid_lines_get_defined_outcomes() {
             endpoint: opensearch.url.clone(),
             prefix: prefix.clone(),
             files_extra: "format = \"json\"\nmax_line_bytes = \"1MiB\"".to_owned(),
+            ..AgentSetup::default()
         },
     );
     assert_eq!(
