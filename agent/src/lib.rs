@@ -9,6 +9,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod event;
+pub mod handoff;
 pub mod metrics;
 pub mod records;
 pub mod sources;
