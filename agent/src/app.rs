@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState, ReadinessCheck};
 use crate::config::Config;
 use crate::event::LogEvent;
-use crate::metrics::{new_registry, EventsDropped, PipelineMetrics, ReasonLabel};
-use crate::records::RecordBuilder;
+use crate::metrics::{new_registry, EventsDropped, PipelineMetrics};
+use crate::pipeline::{self, Pipeline};
 use crate::sources::files::{FileSource, FileSourceMetrics, FilesError};
 
 /// Batches in flight between two stages; each batch holds up to a few thousand events.
@@ -27,11 +27,10 @@ pub struct Agent {
     config: Config,
     config_path: String,
     config_digest: String,
-    host_name: String,
     source: FileSource,
+    pipeline: Pipeline,
     sink: ElasticsearchSink,
     registry: prometheus_client::registry::Registry,
-    pipeline_metrics: PipelineMetrics,
     started: Instant,
 }
 
@@ -47,7 +46,7 @@ pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
     dropped.register(&mut registry);
     let pipeline_metrics = PipelineMetrics::default();
     pipeline_metrics.register(&mut registry);
-    let file_metrics = FileSourceMetrics::new(dropped);
+    let file_metrics = FileSourceMetrics::new(dropped.clone());
     file_metrics.register(&mut registry);
     let sink_metrics = SinkMetrics::default();
     sink_metrics.register(&mut registry);
@@ -79,13 +78,6 @@ pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
             other => problems.push(format!("outputs.elasticsearch.{other}")),
         })
         .ok();
-    let (Some(source), Some(sink)) = (source, sink) else {
-        return Err(crate::config::ConfigError::Invalid {
-            path: config_path.to_owned(),
-            problems,
-        }
-        .into());
-    };
     let host_name = config
         .host_name
         .clone()
@@ -95,15 +87,31 @@ pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
                 .filter(|name| !name.is_empty())
         })
         .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    let pipeline = pipeline::build(
+        host_name,
+        &config.correlation,
+        config.fingers_crossed.as_ref(),
+        pipeline_metrics,
+        dropped,
+        &mut registry,
+    )
+    .map_err(|errors| problems.extend(errors))
+    .ok();
+    let (Some(source), Some(sink), Some(pipeline)) = (source, sink, pipeline) else {
+        return Err(crate::config::ConfigError::Invalid {
+            path: config_path.to_owned(),
+            problems,
+        }
+        .into());
+    };
     Ok(Agent {
         config_path: config_path.display().to_string(),
         config_digest: hex::encode(sha2::Sha256::digest(&raw)),
         config,
-        host_name,
         source,
+        pipeline,
         sink,
         registry,
-        pipeline_metrics,
         started,
     })
 }
@@ -121,11 +129,10 @@ impl Agent {
             config,
             config_path,
             config_digest,
-            host_name,
             source,
+            pipeline,
             sink,
             registry,
-            pipeline_metrics,
             started,
         } = self;
         std::fs::create_dir_all(&config.data_dir)
@@ -153,19 +160,14 @@ impl Agent {
         let (events_tx, events_rx) = mpsc::channel::<Vec<LogEvent>>(STAGE_CHANNEL_BATCHES);
         let (records_tx, records_rx) = mpsc::channel::<Vec<LogRecord>>(STAGE_CHANNEL_BATCHES);
         let source_task = tokio::spawn(source.run(events_tx, shutdown.clone(), grace));
-        let builder_task = tokio::spawn(build_records(
-            events_rx,
-            records_tx,
-            RecordBuilder::new(host_name),
-            pipeline_metrics,
-        ));
+        let pipeline_task = tokio::spawn(pipeline.run(events_rx, records_tx, None));
         let sink_task = tokio::spawn(run_sink(sink, records_rx, shutdown.clone()));
         tracing::info!(version = env!("CARGO_PKG_VERSION"), "hindsight started");
 
         shutdown.cancelled().await;
         tracing::info!(grace = ?grace, "shutting down: reading stopped, flushing in-flight records");
         let deadline = tokio::time::Instant::now() + grace;
-        let _ = builder_task.await;
+        let _ = pipeline_task.await;
         let mut sink_task = sink_task;
         if tokio::time::timeout_at(deadline, &mut sink_task)
             .await
@@ -188,41 +190,6 @@ impl Agent {
         }
         tracing::info!("hindsight stopped");
         Ok(())
-    }
-}
-
-/// Turns event batches into record batches. Ends when the source closes its channel.
-async fn build_records(
-    mut events: mpsc::Receiver<Vec<LogEvent>>,
-    records: mpsc::Sender<Vec<LogRecord>>,
-    mut builder: RecordBuilder,
-    metrics: PipelineMetrics,
-) {
-    while let Some(batch) = events.recv().await {
-        let mut out = Vec::with_capacity(batch.len());
-        let mut bytes = 0u64;
-        for event in batch {
-            bytes += event.line.len() as u64;
-            let (record, outcome) = builder.build(event);
-            if let Some(reason) = outcome.wrapped {
-                metrics
-                    .wrapped
-                    .get_or_create(&ReasonLabel {
-                        reason: reason.tag(),
-                    })
-                    .inc();
-            }
-            if outcome.invalid_utf8 {
-                metrics.invalid_utf8.inc();
-            }
-            out.push(record);
-        }
-        metrics.events_in.inc_by(out.len() as u64);
-        metrics.bytes_in.inc_by(bytes);
-        if records.send(out).await.is_err() {
-            // The sink is gone (aborted at shutdown); the dropped acks keep checkpoints back.
-            break;
-        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use hindsight_exporters::elasticsearch::ElasticsearchConfig;
 use serde::Deserialize;
 
+use crate::pipeline::{CorrelationConfig, FingersCrossedSection};
 use crate::sources::files::FilesConfig;
 
 /// The whole configuration file.
@@ -34,6 +35,13 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Where records come from.
     pub inputs: InputsConfig,
+    /// How records are correlated: the fields that hold request, trace and span ids,
+    /// levels and times.
+    #[serde(default)]
+    pub correlation: CorrelationConfig,
+    /// Fingers-crossed buffering per request; off when the section is absent.
+    #[serde(default)]
+    pub fingers_crossed: Option<FingersCrossedSection>,
     /// Where records go.
     pub outputs: OutputsConfig,
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use hindsight_exporters::ack::Ack;
 
 /// Which standard stream a container line was written to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
     /// Standard output.
     Stdout,

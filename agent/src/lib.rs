@@ -11,5 +11,6 @@ pub mod config;
 pub mod event;
 pub mod handoff;
 pub mod metrics;
+pub mod pipeline;
 pub mod records;
 pub mod sources;

@@ -11,13 +11,22 @@
 //! adds nothing under that key.
 
 use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use hindsight_correlation::json::{scan_object, NotAnObject, ObjectWriter, RootUse, TopLevel};
-use hindsight_correlation::time::{from_value, parse_text, Timestamp};
+use hindsight_correlation::ecs::{AddedFields, FieldValue};
+use hindsight_correlation::extract::{Extracted, FieldSet};
+use hindsight_correlation::fingers_crossed::SampleKey;
+use hindsight_correlation::id_pairs::IdPairs;
+use hindsight_correlation::ids::TraceId;
+use hindsight_correlation::json::{NotAnObject, ObjectWriter, RootUse, TopLevel};
+use hindsight_correlation::level::Level;
+use hindsight_correlation::request_delta::RequestClock;
+use hindsight_correlation::time::{parse_text, Timestamp};
 use hindsight_exporters::LogRecord;
 
-use crate::event::{LogEvent, Origin};
+use crate::event::{LogEvent, Origin, Stream};
 
 /// Why a line was wrapped into a `message` field instead of kept as an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,24 +59,112 @@ pub struct BuildOutcome {
     pub invalid_utf8: bool,
 }
 
-/// Builds documents; holds what is the same for every record of this agent.
+/// What groups a record with the others of its request: its request id, else its trace
+/// id, else the stream it came from. No id is ever invented for a line that has none.
 #[derive(Debug, Clone)]
+pub enum RecordKey {
+    /// The record's request id (or the one the proxy paired with its trace id).
+    Request(Arc<str>),
+    /// No request id, but a trace id.
+    Trace(TraceId),
+    /// Neither: the file and stream the line came from.
+    Stream(Arc<Origin>, Option<Stream>),
+}
+
+impl PartialEq for RecordKey {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RecordKey::Request(a), RecordKey::Request(b)) => a == b,
+            (RecordKey::Trace(a), RecordKey::Trace(b)) => a == b,
+            (RecordKey::Stream(a, s), RecordKey::Stream(b, t)) => s == t && a.path == b.path,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for RecordKey {}
+
+impl Hash for RecordKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            RecordKey::Request(id) => id.hash(state),
+            RecordKey::Trace(id) => id.hash(state),
+            RecordKey::Stream(origin, stream) => {
+                origin.path.hash(state);
+                stream.hash(state);
+            }
+        }
+    }
+}
+
+impl SampleKey for RecordKey {
+    /// The request id, the trace id in lower-case hex, or the file path: the same bytes on
+    /// every agent, so that every agent keeps the same healthy requests.
+    fn sample_bytes(&self) -> Cow<'_, [u8]> {
+        match self {
+            RecordKey::Request(id) => Cow::Borrowed(id.as_bytes()),
+            RecordKey::Trace(id) => Cow::Owned(id.to_hex().to_string().into_bytes()),
+            RecordKey::Stream(origin, _) => {
+                Cow::Owned(origin.path.to_string_lossy().into_owned().into_bytes())
+            }
+        }
+    }
+}
+
+/// A built record and what the pipeline's later stages need to know about it.
+#[derive(Debug)]
+pub struct BuiltRecord {
+    /// The document and its acknowledgement.
+    pub record: LogRecord,
+    /// What happened while building it.
+    pub outcome: BuildOutcome,
+    /// The correlation key.
+    pub key: RecordKey,
+    /// The level the record states, if any.
+    pub level: Option<Level>,
+    /// The file the record came from.
+    pub origin: Arc<Origin>,
+}
+
+/// Builds documents; holds what is the same for every record of this agent, and the
+/// per-request state that enrichment needs.
+#[derive(Debug)]
 pub struct RecordBuilder {
     host_name: String,
+    fields: FieldSet,
+    clock: Option<RequestClock>,
+    pairs: IdPairs,
     buffer: Vec<u8>,
 }
 
+/// How many request id ↔ trace id pairs from the proxy are remembered.
+const ID_PAIRS: usize = 100_000;
+
 impl RecordBuilder {
-    /// A builder that stamps `host.name` with `host_name`.
-    pub fn new(host_name: impl Into<String>) -> Self {
+    /// A builder that stamps `host.name` with `host_name`, finds ids with `fields`, and
+    /// adds request deltas when `clock` is given.
+    pub fn new(
+        host_name: impl Into<String>,
+        fields: FieldSet,
+        clock: Option<RequestClock>,
+    ) -> Self {
         RecordBuilder {
             host_name: host_name.into(),
+            fields,
+            clock,
+            pairs: IdPairs::new(ID_PAIRS),
             buffer: Vec::with_capacity(4096),
         }
     }
 
+    /// Remembers a request id ↔ trace id pair seen by the sidecar proxy.
+    pub fn learn_pair(&mut self, request_id: &str, trace_id: TraceId) {
+        self.pairs.insert(request_id, trace_id);
+    }
+
     /// Builds the document for one event, moving its acknowledgement into the record.
-    pub fn build(&mut self, event: LogEvent) -> (LogRecord, BuildOutcome) {
+    pub fn build(&mut self, event: LogEvent) -> BuiltRecord {
         let mut outcome = BuildOutcome::default();
         let line: Cow<'_, [u8]> = match std::str::from_utf8(&event.line) {
             Ok(_) => Cow::Borrowed(&event.line[..]),
@@ -89,35 +186,34 @@ impl RecordBuilder {
         let scanned = if event.flags.truncated {
             Err(NotAnObject::InvalidJson)
         } else {
-            scan_object(&line)
+            self.fields.scan(&line)
         };
-        let timestamp = match scanned {
-            Ok(top) => {
-                let own_time = top
-                    .time_field()
-                    .and_then(|(name, value)| from_value(value).map(|t| (name, t)));
-                let mut doc = ObjectWriter::splice(&mut self.buffer, &line, &top);
-                let timestamp = match own_time {
-                    Some(("@timestamp", time)) => time,
-                    _ => {
-                        let time = own_time
-                            .map(|(_, time)| time)
-                            .or(runtime_time)
-                            .unwrap_or_else(Timestamp::now);
-                        if top.root("@timestamp") == RootUse::Absent {
-                            doc.field_str("@timestamp", &time.to_rfc3339());
-                        }
-                        time
-                    }
-                };
-                add_agent_fields(&mut doc, &top, &event, &self.host_name);
+        let mut added = AddedFields::new();
+        let (timestamp, key, level) = match &scanned {
+            Ok(scan) => {
+                let extracted = &scan.extracted;
+                let time = extracted
+                    .time
+                    .or(runtime_time)
+                    .unwrap_or_else(Timestamp::now);
+                if scan.top.root("@timestamp") == RootUse::Absent {
+                    added.push("@timestamp", FieldValue::from(time.to_rfc3339()));
+                }
+                extracted.add_ecs_fields(&mut added);
+                let key = self.identify(extracted, &mut added, &event);
+                if let (RecordKey::Request(request_id), Some(clock)) = (&key, self.clock.as_mut()) {
+                    clock.observe(request_id, time).add_ecs_fields(&mut added);
+                }
+                add_agent_fields(&mut added, &event, &self.host_name);
+                let mut doc = ObjectWriter::splice(&mut self.buffer, &line, &scan.top);
+                added.write(&mut doc, &scan.top);
                 doc.finish();
-                timestamp
+                (time, key, extracted.level)
             }
             Err(not_object) => {
                 let reason = if event.flags.truncated {
                     WrapReason::Truncated
-                } else if not_object == NotAnObject::NotObject {
+                } else if *not_object == NotAnObject::NotObject {
                     WrapReason::NotObject
                 } else {
                     WrapReason::NotJson
@@ -130,79 +226,87 @@ impl RecordBuilder {
                 doc.field_str("message", &text);
                 doc.key("tags")
                     .extend_from_slice(format!("[\"{}\"]", reason.tag()).as_bytes());
-                add_agent_fields(&mut doc, &TopLevel::default(), &event, &self.host_name);
+                add_agent_fields(&mut added, &event, &self.host_name);
+                added.write(&mut doc, &TopLevel::default());
                 doc.finish();
-                time
+                (
+                    time,
+                    RecordKey::Stream(event.origin.clone(), event.stream),
+                    None,
+                )
             }
         };
-        let record = LogRecord {
-            doc: Bytes::copy_from_slice(&self.buffer),
-            timestamp_millis: timestamp.millis(),
-            ack: event.ack,
-        };
-        (record, outcome)
+        BuiltRecord {
+            record: LogRecord {
+                doc: Bytes::copy_from_slice(&self.buffer),
+                timestamp_millis: timestamp.millis(),
+                ack: event.ack,
+            },
+            outcome,
+            key,
+            level,
+            origin: event.origin,
+        }
+    }
+
+    /// The record's key, completing a missing request or trace id from the proxy's pairs.
+    fn identify(
+        &self,
+        extracted: &Extracted<'_>,
+        added: &mut AddedFields<'_>,
+        event: &LogEvent,
+    ) -> RecordKey {
+        match (&extracted.request_id, extracted.trace_id) {
+            (Some(request_id), trace_id) => {
+                if trace_id.is_none() {
+                    if let Some(paired) = self.pairs.trace_of(request_id) {
+                        added.push(
+                            hindsight_correlation::ecs::TRACE_ID,
+                            FieldValue::TraceId(paired),
+                        );
+                    }
+                }
+                RecordKey::Request(Arc::from(&**request_id))
+            }
+            (None, Some(trace_id)) => match self.pairs.request_of(trace_id) {
+                Some(request_id) => {
+                    added.push(
+                        hindsight_correlation::ecs::HTTP_REQUEST_ID,
+                        FieldValue::from(request_id.to_owned()),
+                    );
+                    RecordKey::Request(Arc::from(request_id))
+                }
+                None => RecordKey::Trace(trace_id),
+            },
+            (None, None) => RecordKey::Stream(event.origin.clone(), event.stream),
+        }
     }
 }
 
-fn add_agent_fields(
-    doc: &mut ObjectWriter<'_>,
-    top: &TopLevel<'_>,
-    event: &LogEvent,
-    host_name: &str,
-) {
+/// The agent's own fields: Kubernetes identity, host, file and stream.
+fn add_agent_fields<'e>(added: &mut AddedFields<'e>, event: &'e LogEvent, host_name: &'e str) {
     let origin: &Origin = &event.origin;
     if let Some(kubernetes) = &origin.kubernetes {
-        let fields = |prefix: &str, doc: &mut ObjectWriter<'_>| {
-            doc.field_str(&format!("{prefix}namespace"), &kubernetes.namespace);
-            doc.field_str(&format!("{prefix}pod.name"), &kubernetes.pod_name);
-            if let Some(uid) = &kubernetes.pod_uid {
-                doc.field_str(&format!("{prefix}pod.uid"), uid);
-            }
-            doc.field_str(
-                &format!("{prefix}container.name"),
-                &kubernetes.container_name,
-            );
-            if let Some(id) = &kubernetes.container_id {
-                doc.field_str(&format!("{prefix}container.id"), id);
-            }
-        };
-        match top.root("kubernetes") {
-            RootUse::Absent => doc.field_object("kubernetes", |inner| {
-                inner.field_str("namespace", &kubernetes.namespace);
-                inner.field_object("pod", |pod| {
-                    pod.field_str("name", &kubernetes.pod_name);
-                    if let Some(uid) = &kubernetes.pod_uid {
-                        pod.field_str("uid", uid);
-                    }
-                });
-                inner.field_object("container", |container| {
-                    container.field_str("name", &kubernetes.container_name);
-                    if let Some(id) = &kubernetes.container_id {
-                        container.field_str("id", id);
-                    }
-                });
-            }),
-            RootUse::Object => fields("kubernetes.", doc),
-            RootUse::Scalar => {}
+        added.push("kubernetes.namespace", kubernetes.namespace.as_str());
+        added.push("kubernetes.pod.name", kubernetes.pod_name.as_str());
+        if let Some(uid) = &kubernetes.pod_uid {
+            added.push("kubernetes.pod.uid", uid.as_str());
+        }
+        added.push(
+            "kubernetes.container.name",
+            kubernetes.container_name.as_str(),
+        );
+        if let Some(id) = &kubernetes.container_id {
+            added.push("kubernetes.container.id", id.as_str());
         }
     }
-    match top.root("host") {
-        RootUse::Absent => doc.field_object("host", |host| host.field_str("name", host_name)),
-        RootUse::Object => doc.field_str("host.name", host_name),
-        RootUse::Scalar => {}
-    }
-    let path = origin.path.to_string_lossy();
-    match top.root("log") {
-        RootUse::Absent => doc.field_object("log", |log| {
-            log.field_object("file", |file| file.field_str("path", &path))
-        }),
-        RootUse::Object => doc.field_str("log.file.path", &path),
-        RootUse::Scalar => {}
-    }
+    added.push("host.name", host_name);
+    added.push(
+        hindsight_correlation::ecs::LOG_FILE_PATH,
+        FieldValue::Str(origin.path.to_string_lossy()),
+    );
     if let Some(stream) = event.stream {
-        if top.root("stream") == RootUse::Absent {
-            doc.field_str("stream", stream.as_str());
-        }
+        added.push("stream", stream.as_str());
     }
 }
 
@@ -235,11 +339,84 @@ mod tests {
         }
     }
 
+    fn builder() -> RecordBuilder {
+        RecordBuilder::new("node-1", FieldSet::default(), Some(RequestClock::default()))
+    }
+
     fn build(line: &[u8], truncated: bool) -> (Value, LogRecord, BuildOutcome) {
-        let mut builder = RecordBuilder::new("node-1");
-        let (record, outcome) = builder.build(event(line, truncated));
-        let value = serde_json::from_slice(&record.doc).expect("documents are valid JSON");
-        (value, record, outcome)
+        let built = builder().build(event(line, truncated));
+        let value = serde_json::from_slice(&built.record.doc).expect("documents are valid JSON");
+        (value, built.record, built.outcome)
+    }
+
+    #[test]
+    fn ids_and_level_become_ecs_fields_and_the_key() {
+        let line = br#"{"level":30,"reqId":"req-1","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","msg":"ok"}"#;
+        let built = builder().build(event(line, false));
+        let value: Value = serde_json::from_slice(&built.record.doc).unwrap();
+        assert_eq!(value["http"]["request"]["id"], "req-1");
+        assert_eq!(value["trace"]["id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(value["span"]["id"], "00f067aa0ba902b7");
+        assert_eq!(value["log"]["level"], "info");
+        assert_eq!(
+            value["log"]["file"]["path"],
+            "/var/log/pods/shop_cart-7d_0a1b/cart/0.log"
+        );
+        assert_eq!(value["level"], 30, "the original field is untouched");
+        assert_eq!(built.key, RecordKey::Request(Arc::from("req-1")));
+        assert_eq!(built.level, Some(Level::Info));
+    }
+
+    #[test]
+    fn request_delta_counts_from_the_request_s_first_line() {
+        let mut builder = builder();
+        let at = |ms: u64| format!(r#"{{"request_id":"r","ts":{}}}"#, 1_700_000_000_000u64 + ms);
+        let mut deltas = Vec::new();
+        for ms in [0, 40, 45] {
+            let built = builder.build(event(at(ms).as_bytes(), false));
+            let value: Value = serde_json::from_slice(&built.record.doc).unwrap();
+            let request = &value["hindsight"]["request"];
+            deltas.push((
+                request["elapsed_ms"].clone(),
+                request["since_previous_ms"].clone(),
+            ));
+        }
+        assert_eq!(
+            deltas,
+            [
+                (json!(0), json!(0)),
+                (json!(40), json!(40)),
+                (json!(45), json!(5))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_with_one_id_gets_the_other_from_the_proxy_pair() {
+        let mut builder = builder();
+        let trace = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        builder.learn_pair("req-7", trace);
+        let built = builder.build(event(br#"{"request_id":"req-7"}"#, false));
+        let value: Value = serde_json::from_slice(&built.record.doc).unwrap();
+        assert_eq!(value["trace"]["id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        let built = builder.build(event(
+            br#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}"#,
+            false,
+        ));
+        let value: Value = serde_json::from_slice(&built.record.doc).unwrap();
+        assert_eq!(value["http"]["request"]["id"], "req-7");
+        assert_eq!(built.key, RecordKey::Request(Arc::from("req-7")));
+    }
+
+    #[test]
+    fn lines_without_ids_are_keyed_by_their_stream_and_get_no_invented_id() {
+        let built = builder().build(event(br#"{"msg":"startup"}"#, false));
+        let value: Value = serde_json::from_slice(&built.record.doc).unwrap();
+        assert!(value.get("trace").is_none() && value.get("http").is_none());
+        assert!(matches!(
+            built.key,
+            RecordKey::Stream(_, Some(Stream::Stderr))
+        ));
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`fingers_crossed`]: holds each request's low-level records, releasing them only if
 //!   the request fails.
 //! - [`request_delta`]: time since a request's first and previous line.
+//! - [`condition`]: field conditions such as `http.status >= 500`.
+//! - [`id_pairs`]: request id ↔ trace id pairs learnt by the sidecar proxy.
 //! - [`level`]: the level names and numbers real libraries write, as six levels.
 //! - [`json`]: the top-level scan and the splicing writer for added fields.
 //! - [`time`]: turns the time a record carries (RFC 3339 text, epoch numbers) into
@@ -46,9 +48,11 @@
 //! ([`ids::TraceId::random`], a new [`ids::RequestId`]), and reach the logs through the
 //! service that receives them.
 
+pub mod condition;
 pub mod ecs;
 pub mod extract;
 pub mod fingers_crossed;
+pub mod id_pairs;
 pub mod ids;
 pub mod json;
 pub mod level;
