@@ -42,6 +42,9 @@ pub struct Config {
     /// Fingers-crossed buffering per request; off when the section is absent.
     #[serde(default)]
     pub fingers_crossed: Option<FingersCrossedSection>,
+    /// The sidecar HTTP proxy in front of one service; off when the section is absent.
+    #[serde(default)]
+    pub proxy: Option<crate::proxy::ProxyConfig>,
     /// Where records go.
     pub outputs: OutputsConfig,
 }
@@ -174,6 +177,12 @@ impl Config {
         text: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        let interpolated_lines: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.contains("${"))
+            .map(|(index, _)| index + 1)
+            .collect();
         let text =
             interpolate(text, lookup).map_err(|(line, message)| ConfigError::Interpolation {
                 path: path.to_owned(),
@@ -183,68 +192,219 @@ impl Config {
         let deserializer = toml::Deserializer::new(&text);
         serde_path_to_error::deserialize(deserializer).map_err(|error| {
             let key = error.path().to_string();
+            let inner = error.into_inner();
+            // The message and line only: toml's own rendering quotes the source line, which
+            // holds interpolated secrets.
+            let message = match inner.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    let message = inner.message().trim_end();
+                    if interpolated_lines.contains(&line) {
+                        // Serde quotes the offending value; on this line it may be a secret.
+                        format!("line {line}: {}", redact_quoted(message))
+                    } else {
+                        format!("line {line}: {message}")
+                    }
+                }
+                None => inner.message().trim_end().to_owned(),
+            };
             ConfigError::Parse {
                 path: path.to_owned(),
                 key: if key == "." { "(root)".to_owned() } else { key },
-                message: error.into_inner().to_string().trim_end().to_owned(),
+                message,
             }
         })
     }
 }
 
-/// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. Comments are
-/// interpolated too, which is harmless. Returns the 1-based line of the first problem.
+/// Replaces every `"quoted"` and `` `quoted` `` part of an error message with `***`.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '"' || c == '`' {
+            out.push_str("***");
+            let mut escaped = false;
+            for inner in chars.by_ref() {
+                if inner == c && !escaped {
+                    out.push(c);
+                    break;
+                }
+                escaped = c == '"' && inner == '\\' && !escaped;
+            }
+        }
+    }
+    out
+}
+
+/// Where in the TOML text a `${VAR}` stands; decides how its value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Context {
+    /// Outside any string: a bare value such as a number.
+    Bare,
+    /// After `#`, to the end of the line: left alone.
+    Comment,
+    /// Inside `"..."`.
+    Basic,
+    /// Inside `"""..."""`.
+    MultiBasic,
+    /// Inside `'...'`.
+    Literal,
+    /// Inside `'''...'''`.
+    MultiLiteral,
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. References in comments
+/// are left alone. Values are escaped for the string they stand in, so a secret with a
+/// quote or backslash cannot change the configuration's meaning; where it cannot be
+/// represented (a quote in a `'literal'`, or anything but a plain token outside quotes)
+/// it is an error. Errors name the 1-based line and never contain a value.
 pub fn interpolate(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, (usize, String)> {
     let mut out = String::with_capacity(text.len());
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        let line_number = index + 1;
-        let mut rest = line;
-        while let Some(position) = rest.find('$') {
-            out.push_str(&rest[..position]);
-            let after = &rest[position + 1..];
-            if let Some(stripped) = after.strip_prefix('$') {
+    let mut context = Context::Bare;
+    let mut line = 1;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let starts = |prefix: &str| rest.starts_with(prefix);
+        if c == '$' && context != Context::Comment {
+            if starts("$$") {
                 out.push('$');
-                rest = stripped;
-            } else if let Some(body) = after.strip_prefix('{') {
+                rest = &rest[2..];
+                continue;
+            }
+            if starts("${") {
+                let body = &rest[2..];
                 let end = body
                     .find('}')
-                    .ok_or_else(|| (line_number, "unterminated `${`".to_owned()))?;
-                let reference = &body[..end];
-                let (name, default) = match reference.split_once(":-") {
-                    Some((name, default)) => (name, Some(default)),
-                    None => (reference, None),
-                };
-                let valid = !name.is_empty()
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !name.starts_with(|c: char| c.is_ascii_digit());
-                if !valid {
-                    return Err((
-                        line_number,
-                        format!("`${{{reference}}}`: not a valid variable name"),
-                    ));
-                }
-                match (lookup(name), default) {
-                    (Some(value), _) => out.push_str(&value),
-                    (None, Some(default)) => out.push_str(default),
-                    (None, None) => {
-                        return Err((
-                            line_number,
-                            format!("environment variable `{name}` is not set (use `${{{name}:-default}}` for a default)"),
-                        ))
-                    }
-                }
+                    .filter(|end| !body[..*end].contains('\n'))
+                    .ok_or_else(|| (line, "unterminated `${`".to_owned()))?;
+                let value = resolve(&body[..end], &lookup).map_err(|message| (line, message))?;
+                let name = body[..end].split(":-").next().unwrap_or_default();
+                write_value(&mut out, &value, context)
+                    .map_err(|why| (line, format!("`${{{name}}}`: {why}")))?;
                 rest = &body[end + 1..];
-            } else {
-                out.push('$');
-                rest = after;
+                continue;
             }
         }
-        out.push_str(rest);
+        let advance = match context {
+            Context::Bare if c == '#' => {
+                context = Context::Comment;
+                1
+            }
+            Context::Bare if starts("\"\"\"") => {
+                context = Context::MultiBasic;
+                3
+            }
+            Context::Bare if c == '"' => {
+                context = Context::Basic;
+                1
+            }
+            Context::Bare if starts("'''") => {
+                context = Context::MultiLiteral;
+                3
+            }
+            Context::Bare if c == '\'' => {
+                context = Context::Literal;
+                1
+            }
+            Context::Comment | Context::Basic | Context::Literal if c == '\n' => {
+                context = Context::Bare;
+                1
+            }
+            Context::Basic | Context::MultiBasic if c == '\\' => {
+                // An escape: copy it and the escaped character together.
+                1 + rest[1..].chars().next().map_or(0, char::len_utf8)
+            }
+            Context::Basic if c == '"' => {
+                context = Context::Bare;
+                1
+            }
+            Context::MultiBasic if starts("\"\"\"") => {
+                context = Context::Bare;
+                3
+            }
+            Context::Literal if c == '\'' => {
+                context = Context::Bare;
+                1
+            }
+            Context::MultiLiteral if starts("'''") => {
+                context = Context::Bare;
+                3
+            }
+            _ => c.len_utf8(),
+        };
+        let (taken, remaining) = rest.split_at(advance.min(rest.len()));
+        line += taken.matches('\n').count();
+        out.push_str(taken);
+        rest = remaining;
     }
     Ok(out)
+}
+
+/// The value of one `${...}` reference.
+fn resolve(reference: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let (name, default) = match reference.split_once(":-") {
+        Some((name, default)) => (name, Some(default)),
+        None => (reference, None),
+    };
+    let valid = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !valid {
+        return Err(format!("`${{{reference}}}`: not a valid variable name"));
+    }
+    match (lookup(name), default) {
+        (Some(value), _) => Ok(value),
+        (None, Some(default)) => Ok(default.to_owned()),
+        (None, None) => Err(format!(
+            "environment variable `{name}` is not set (use `${{{name}:-default}}` for a default)"
+        )),
+    }
+}
+
+/// Writes `value` as it must appear in `context`.
+fn write_value(out: &mut String, value: &str, context: Context) -> Result<(), &'static str> {
+    match context {
+        Context::Basic | Context::MultiBasic => {
+            for c in value.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            Ok(())
+        }
+        Context::Literal if value.contains('\'') || value.chars().any(char::is_control) => {
+            Err("its value cannot be written inside a 'literal' string; use \"...\" quotes")
+        }
+        Context::MultiLiteral if value.contains("'''") => {
+            Err("its value cannot be written inside a '''literal''' string; use \"...\" quotes")
+        }
+        Context::Literal | Context::MultiLiteral => {
+            out.push_str(value);
+            Ok(())
+        }
+        Context::Bare
+            if !value.is_empty()
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._+-:".contains(c)) =>
+        {
+            out.push_str(value);
+            Ok(())
+        }
+        Context::Bare => Err("outside quotes its value must be a plain number, boolean or word; put the reference inside \"...\""),
+        Context::Comment => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -263,13 +423,57 @@ mod tests {
     fn interpolation_replaces_defaults_and_escapes() {
         assert_eq!(
             interpolate(
-                "a = \"${ES_PASSWORD}\"\nb = \"${NOPE:-x}\" $$ ${EMPTY}.",
+                "a = \"${ES_PASSWORD}\"\nb = \"${NOPE:-x} $$ ${EMPTY}.\"",
                 env
             )
             .unwrap(),
-            "a = \"s3cr3t\"\nb = \"x\" $ ."
+            "a = \"s3cr3t\"\nb = \"x $ .\""
         );
         assert_eq!(interpolate("cost = \"5$\"", env).unwrap(), "cost = \"5$\"");
+    }
+
+    #[test]
+    fn interpolated_values_cannot_change_the_config_and_errors_never_show_them() {
+        let secret = |name: &str| match name {
+            "PW" => Some("ab\"cd\\n-SECRET".to_owned()),
+            "PORT" => Some("9200".to_owned()),
+            "QUOTED" => Some("it's-SECRET".to_owned()),
+            _ => None,
+        };
+        let text = "password = \"${PW}\"\nport = ${PORT}\n# a comment: ${UNSET}\n";
+        let out = interpolate(text, secret).unwrap();
+        let parsed: toml::Table = toml::from_str(&out).unwrap();
+        assert_eq!(parsed["password"].as_str(), Some("ab\"cd\\n-SECRET"));
+        assert_eq!(parsed["port"].as_integer(), Some(9200));
+        assert!(out.contains("${UNSET}"), "comments are left alone");
+
+        let (line, message) = interpolate("a = 1\nb = '${QUOTED}'", secret).unwrap_err();
+        assert_eq!(line, 2);
+        assert!(
+            message.contains("`${QUOTED}`") && !message.contains("SECRET"),
+            "{message}"
+        );
+        let (_, message) = interpolate("b = ${PW}", secret).unwrap_err();
+        assert!(
+            message.contains("inside") && !message.contains("SECRET"),
+            "{message}"
+        );
+
+        let config = MINIMAL.replace(
+            "data_dir = \"/tmp/hindsight\"",
+            "data_dir = \"${PW}\"\nshutdown_grace = \"${PW}\"",
+        );
+        let error = Config::from_toml(Path::new("s.toml"), &config, secret)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("shutdown_grace") && error.contains("line 3"),
+            "{error}"
+        );
+        assert!(
+            !error.contains("SECRET"),
+            "a parse error must not quote the secret: {error}"
+        );
     }
 
     #[test]
