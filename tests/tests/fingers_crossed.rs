@@ -55,12 +55,21 @@ fn workload() -> Vec<Line> {
     let mut seq = 0;
     while !plans.is_empty() || !active.is_empty() {
         while active.len() < 50 {
-            let Some((request, levels)) = plans.pop() else { break };
+            let Some((request, levels)) = plans.pop() else {
+                break;
+            };
             active.push((request, levels.into()));
         }
         let pick = (next() % active.len() as u64) as usize;
-        let level = active[pick].1.pop_front().expect("active requests have lines");
-        lines.push(Line { seq, request: active[pick].0, level });
+        let level = active[pick]
+            .1
+            .pop_front()
+            .expect("active requests have lines");
+        lines.push(Line {
+            seq,
+            request: active[pick].0,
+            level,
+        });
         seq += 1;
         if active[pick].1.is_empty() {
             active.swap_remove(pick);
@@ -80,7 +89,11 @@ async fn only_failing_sampled_and_warning_records_reach_opensearch() {
     let prefix = unique_prefix("fingers");
     let index = format!("{prefix}-*");
     let lines = workload();
-    let failing: BTreeSet<u64> = lines.iter().filter(|l| l.level == "error").map(|l| l.request).collect();
+    let failing: BTreeSet<u64> = lines
+        .iter()
+        .filter(|l| l.level == "error")
+        .map(|l| l.request)
+        .collect();
     let expected: BTreeSet<u64> = lines
         .iter()
         .filter(|line| {
@@ -92,7 +105,9 @@ async fn only_failing_sampled_and_warning_records_reach_opensearch() {
         .map(|line| line.seq)
         .collect();
 
-    let path = work.path().join("var/log/pods/shop_checkout-1_uid/checkout/0.log");
+    let path = work
+        .path()
+        .join("var/log/pods/shop_checkout-1_uid/checkout/0.log");
     let mut writer = LogWriter::create(&path);
     let mut text = String::new();
     for line in &lines {
@@ -121,7 +136,9 @@ async fn only_failing_sampled_and_warning_records_reach_opensearch() {
         .await;
     // Idle requests are decided 2 s after their last line; wait past that for stragglers.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    opensearch.wait_until_stable(&index, Duration::from_secs(3)).await;
+    opensearch
+        .wait_until_stable(&index, Duration::from_secs(3))
+        .await;
 
     let docs = opensearch
         .sources(&index, json!({"match_all": {}}), 10_000)
@@ -163,11 +180,23 @@ async fn only_failing_sampled_and_warning_records_reach_opensearch() {
         .filter_map(|doc| doc["log"]["level"].as_str())
         .collect();
     assert_eq!(arrived, written);
-    assert!(written.contains(&"debug"), "the workload puts debug lines before errors");
-    assert!(agent.metric("hindsight_fingers_crossed_activations_total").await >= failing.len() as f64);
+    assert!(
+        written.contains(&"debug"),
+        "the workload puts debug lines before errors"
+    );
+    assert!(
+        agent
+            .metric("hindsight_fingers_crossed_activations_total")
+            .await
+            >= failing.len() as f64
+    );
     let dropped = agent
         .metric("hindsight_events_dropped_total{reason=\"fingers_crossed_idle\"}")
         .await;
-    assert_eq!(dropped as usize, lines.len() - shipped.len(), "every held-back line is counted");
+    assert_eq!(
+        dropped as usize,
+        lines.len() - shipped.len(),
+        "every held-back line is counted"
+    );
     opensearch.cleanup(&prefix).await;
 }

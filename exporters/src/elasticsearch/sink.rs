@@ -111,6 +111,7 @@ impl ElasticsearchSink {
     /// 1+. Returns the first usable answer; an unsupported version is an error at once.
     pub async fn healthcheck(&self) -> Result<ClusterInfo, ElasticsearchError> {
         let transport = &self.shared.transport;
+        transport.log_warnings_once();
         let mut errors = Vec::new();
         for endpoint in transport.rotation() {
             let name = transport.endpoint_name(endpoint).to_owned();
@@ -162,6 +163,7 @@ impl ElasticsearchSink {
     pub async fn install_template(&self) -> Result<(), ElasticsearchError> {
         let shared = &self.shared;
         let transport = &shared.transport;
+        transport.log_warnings_once();
         let pattern = shared.index.template_pattern();
         let body = template_body(&pattern, shared.mode == BulkMode::DataStream);
         let body = serde_json::to_vec(&body).map_err(|e| ElasticsearchError::InvalidResponse {
@@ -215,6 +217,7 @@ impl ElasticsearchSink {
     /// this in a grace timeout: dropping the future drops unsettled acknowledgements, and
     /// their records are read again after a restart.
     pub async fn run(self, mut input: Receiver<Vec<LogRecord>>) {
+        self.shared.transport.log_warnings_once();
         let mut pending = Pending::new(self.limits);
         let mut idle: Vec<Worker> = Vec::with_capacity(self.max_in_flight);
         let mut workers = 0usize;

@@ -64,6 +64,10 @@ pub(crate) struct Transport {
     compression: Compression,
     cooldown: Duration,
     readiness: Readiness,
+    /// Warnings about the settings. The sink is built before the agent sets up its logging,
+    /// so they are logged at first use ([`Transport::log_warnings_once`]), not here.
+    warnings: Vec<&'static str>,
+    warned: AtomicBool,
 }
 
 impl Transport {
@@ -76,10 +80,11 @@ impl Transport {
         if let Some(path) = &settings.tls.ca_file {
             builder = builder.tls_certs_merge(read_ca_file(path)?);
         }
+        let mut warnings = Vec::new();
         if !settings.tls.verify_certificates {
-            tracing::warn!(
+            warnings.push(
                 "tls.verify_certificates is false: the Elasticsearch connection can be \
-                 intercepted and credentials stolen"
+                 intercepted and credentials stolen",
             );
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
@@ -92,9 +97,8 @@ impl Transport {
             })?;
             headers.insert(reqwest::header::AUTHORIZATION, value);
             if settings.endpoints.iter().any(|url| url.scheme() == "http") {
-                tracing::warn!(
-                    "credentials are sent to an http:// Elasticsearch endpoint without TLS"
-                );
+                warnings
+                    .push("credentials are sent to an http:// Elasticsearch endpoint without TLS");
             }
         }
 
@@ -119,7 +123,18 @@ impl Transport {
             compression: settings.compression,
             cooldown: settings.backoff.max().min(MAX_ENDPOINT_COOLDOWN),
             readiness: Readiness::default(),
+            warnings,
+            warned: AtomicBool::new(false),
         })
+    }
+
+    /// Logs the warnings about the settings, the first time only.
+    pub(crate) fn log_warnings_once(&self) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            for warning in &self.warnings {
+                tracing::warn!("{warning}");
+            }
+        }
     }
 
     pub(crate) fn readiness(&self) -> Readiness {
