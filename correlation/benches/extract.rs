@@ -1,0 +1,50 @@
+//! Nanoseconds per record for finding ids in a ~300-byte log record, and for building
+//! the spliced output. A measurement that prints figures, not a test.
+//!
+//! ```text
+//! cargo bench -p hindsight-correlation --bench extract
+//! ```
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use hindsight_correlation::ecs::AddedFields;
+use hindsight_correlation::extract::FieldSet;
+use hindsight_correlation::json::ObjectWriter;
+
+/// Real shapes, each about 300 bytes.
+const RECORDS: &[(&str, &str)] = &[
+    ("zap", r#"{"level":"info","ts":1700000000.123456,"caller":"checkout/handler.go:142","msg":"payment authorized","request_id":"01a20a2a-35e0-7008-859d-45c50d93df36","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","amount_cents":1999,"currency":"EUR","items":3}"#),
+    ("pino", r#"{"level":30,"time":1700000000123,"pid":4711,"hostname":"checkout-6f7d-x2v","reqId":"req-8f3a2b","req":{"method":"POST","url":"/checkout","remoteAddress":"10.0.3.7"},"res":{"statusCode":200},"responseTime":12.7,"msg":"request completed"}"#),
+    ("ecs", r#"{"@timestamp":"2026-11-23T10:00:00.123Z","log.level":"INFO","message":"order placed for customer","service.name":"checkout","trace.id":"4bf92f3577b34da6a3ce929d0e0e4736","transaction.id":"00f067aa0ba902b7","http.request.id":"01a20a2a-35e0-7008","order":{"id":88123,"total":19.99}}"#),
+];
+
+fn main() {
+    let fields = FieldSet::default();
+    let iterations = 1_000_000;
+    let mut out = Vec::with_capacity(1024);
+    for (shape, record) in RECORDS {
+        let line = record.as_bytes();
+        let begun = Instant::now();
+        for _ in 0..iterations {
+            black_box(fields.scan(black_box(line)).is_ok());
+        }
+        let scan_ns = begun.elapsed().as_nanos() as f64 / iterations as f64;
+        let begun = Instant::now();
+        for _ in 0..iterations {
+            let Ok(scan) = fields.scan(black_box(line)) else { continue };
+            let mut added = AddedFields::new();
+            scan.extracted.add_ecs_fields(&mut added);
+            out.clear();
+            let mut doc = ObjectWriter::splice(&mut out, line, &scan.top);
+            added.write(&mut doc, &scan.top);
+            doc.finish();
+            black_box(&out);
+        }
+        let splice_ns = begun.elapsed().as_nanos() as f64 / iterations as f64;
+        println!(
+            "{shape:<5} {} bytes: find ids {scan_ns:.0} ns/record, find + splice ECS fields {splice_ns:.0} ns/record",
+            line.len()
+        );
+    }
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The sidecar proxy's cost, measured with wrk (release build): the demo service directly,
+# then through the agent's proxy, at the same concurrency, in one run. Prints a markdown
+# table and writes it to $HINDSIGHT_CACHE_DIR/bench-proxy.md.
+#
+# Paths: /healthz (no work at all: the proxy's full cost shows), /checkout (logs 4 lines),
+# /slow?ms=5 (a service that spends 5 ms per request, closer to a real one).
+# HINDSIGHT_BENCH_OTLP=false measures without span export.
+#
+#   scripts/bench-proxy.sh [seconds] [connections]     # defaults: 10 s, 16 connections
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+seconds="${1:-10}"
+connections="${2:-16}"
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+scripts/services.sh up jaeger >&2
+cargo build --release --locked -p hindsight -p demo-service >&2
+bin="$CARGO_TARGET_DIR/release"
+work="$HINDSIGHT_CACHE_DIR/bench-proxy"
+rm -rf "$work"; mkdir -p "$work/logs"
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$bin/demo-service" --listen 127.0.0.1:18080 --log-file "$work/logs/app.log" --fail-every 0 &
+pids+=($!)
+cat >"$work/agent.toml" <<TOML
+data_dir = "$work/data"
+[admin]
+address = "127.0.0.1:0"
+[inputs.files]
+include = ["$work/none/*.log"]
+[outputs.elasticsearch]
+endpoints = ["http://127.0.0.1:9"]
+[proxy]
+listen = "127.0.0.1:18619"
+upstream = "http://127.0.0.1:18080"
+[proxy.otlp]
+endpoint = "http://127.0.0.1:4318"
+service_name = "bench-proxy"
+enabled = ${HINDSIGHT_BENCH_OTLP:-true}
+TOML
+"$bin/hindsight" run --config "$work/agent.toml" 2>"$work/agent.log" &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fs -o /dev/null http://127.0.0.1:18619/healthz && break; sleep 0.1; done
+
+# wrk --latency prints "50%  1.23ms" lines and "Requests/sec: N".
+run() { wrk -t2 -c"$connections" -d"${seconds}s" --latency "$1" 2>&1; }
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else {sub(/s$/,"",v); print v*1000}}'; }
+rows=()
+for path in /healthz /checkout "/slow?ms=5"; do
+  direct=$(run "http://127.0.0.1:18080$path")
+  proxied=$(run "http://127.0.0.1:18619$path")
+  d50=$(printf '%s\n' "$direct" | awk '$1=="50%" {print $2}' | to_ms)
+  p50=$(printf '%s\n' "$proxied" | awk '$1=="50%" {print $2}' | to_ms)
+  d99=$(printf '%s\n' "$direct" | awk '$1=="99%" {print $2}' | to_ms)
+  p99=$(printf '%s\n' "$proxied" | awk '$1=="99%" {print $2}' | to_ms)
+  drps=$(printf '%s\n' "$direct" | awk '/Requests\/sec/ {print $2}')
+  prps=$(printf '%s\n' "$proxied" | awk '/Requests\/sec/ {print $2}')
+  rows+=("$(python3 -c "
+d50,p50,d99,p99,drps,prps=$d50,$p50,$d99,$p99,$drps,$prps
+print(f'| \`$path\` | {drps:,.0f} | {prps:,.0f} | {prps/drps:.2f} | {d50:.3f} | {p50:.3f} | {p50-d50:+.3f} | {d99:.3f} | {p99:.3f} |')
+")")
+done
+{
+  echo "Sidecar proxy overhead: wrk -t2 -c$connections -d${seconds}s, demo service direct vs through \`hindsight\` [proxy] (OTLP spans to the local Jaeger on), release build, same 2-core machine for wrk, service and proxy."
+  echo
+  echo "| path | direct req/s | proxied req/s | ratio | direct p50 ms | proxied p50 ms | added p50 ms | direct p99 ms | proxied p99 ms |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "Command: \`scripts/bench-proxy.sh $seconds $connections\` at $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d)."
+} | tee "$HINDSIGHT_CACHE_DIR/bench-proxy.md"
