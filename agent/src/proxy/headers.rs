@@ -71,8 +71,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The `received-protocol` of `Via` for a message of `version`.
-fn via_protocol(version: Version) -> &'static str {
+/// The HTTP version as `Via` and the `network.protocol.version` span attribute write it
+/// (`1.1`, `2`, ...).
+pub(crate) fn protocol_version(version: Version) -> &'static str {
     match version {
         Version::HTTP_09 => "0.9",
         Version::HTTP_10 => "1.0",
@@ -88,7 +89,7 @@ pub fn append_via(headers: &mut HeaderMap, received: Version) {
         Version::HTTP_10 => HeaderValue::from_static("1.0 hindsight"),
         Version::HTTP_2 => HeaderValue::from_static("2 hindsight"),
         Version::HTTP_11 => HeaderValue::from_static("1.1 hindsight"),
-        other => HeaderValue::from_str(&format!("{} {VIA_NAME}", via_protocol(other)))
+        other => HeaderValue::from_str(&format!("{} {VIA_NAME}", protocol_version(other)))
             .unwrap_or(HeaderValue::from_static("1.1 hindsight")),
     };
     headers.append(header::VIA, value);

@@ -313,16 +313,6 @@ fn truncated(text: &str) -> String {
     text[..end].to_owned()
 }
 
-fn protocol_version(version: Version) -> &'static str {
-    match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
-    }
-}
-
 /// The server span's attributes known at the request head.
 fn request_attributes(
     parts: &http::request::Parts,
@@ -352,7 +342,7 @@ fn request_attributes(
     }
     attributes.push(KeyValue::new(
         semconv::NETWORK_PROTOCOL_VERSION,
-        protocol_version(parts.version),
+        super::headers::protocol_version(parts.version),
     ));
     let host = parts
         .headers
