@@ -1,0 +1,844 @@
+//! The measurements: each function runs one case once and returns its figures.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
+
+use super::agents::{self, AgentKind, Binaries, Fingers, HindsightVariant, Running, Target};
+use super::process::{unix_ns, Sink};
+use crate::corpus::{self, Corpus, CorpusStats, Generator, LineTime, LATENCY_FIELD};
+use crate::http;
+use crate::prom::Metrics;
+use crate::sink_stats::{LatencyStats, SinkStats};
+
+const MIB: f64 = 1024.0 * 1024.0;
+const POLL: Duration = Duration::from_millis(20);
+const INDEX: &str = "bench-hindsight";
+
+/// Everything a case needs to run.
+#[derive(Debug)]
+pub struct Context {
+    /// The binaries.
+    pub binaries: Binaries,
+    /// Where runs keep their state and logs.
+    pub runs_dir: PathBuf,
+    sequence: usize,
+}
+
+impl Context {
+    /// A context whose runs live under `runs_dir` (emptied first).
+    pub fn new(binaries: Binaries, runs_dir: PathBuf) -> Result<Self> {
+        if runs_dir.exists() {
+            std::fs::remove_dir_all(&runs_dir)
+                .with_context(|| format!("empty {}", runs_dir.display()))?;
+        }
+        std::fs::create_dir_all(&runs_dir)?;
+        Ok(Context {
+            binaries,
+            runs_dir,
+            sequence: 0,
+        })
+    }
+
+    /// A fresh folder for one run.
+    fn run_dir(&mut self, name: &str) -> Result<PathBuf> {
+        self.sequence += 1;
+        let dir = self.runs_dir.join(format!("{:03}-{name}", self.sequence));
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    fn sink_target(sink: &Sink) -> Target {
+        Target {
+            endpoint: format!("http://{}", sink.address),
+            index: INDEX.to_owned(),
+            install_template: false,
+        }
+    }
+}
+
+/// One run of a throughput case: the whole corpus from files to acknowledged documents.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    /// Lines in the corpus.
+    pub lines: u64,
+    /// Bytes in the corpus files (CRI framing included).
+    pub input_bytes: u64,
+    /// From spawning the agent to the sink's last answer that completed the corpus.
+    pub wall_s: f64,
+    /// Documents per second at the sink between 10 % and 90 % of the corpus (startup and
+    /// the last batch's timeout left out). `None` with fingers-crossed (it ships fewer
+    /// documents) or when the run was too short to tell.
+    pub steady_sink_lines_per_s: Option<f64>,
+    /// Hindsight only: lines per second into the pipeline (`hindsight_events_in_total`,
+    /// polled every 20 ms) between 10 % and 90 % of the corpus.
+    pub steady_in_lines_per_s: Option<f64>,
+    /// From spawning the agent to the first bulk request answered.
+    pub first_doc_s: f64,
+    /// User + system CPU of the agent over the run.
+    pub cpu_s: f64,
+    /// Peak resident memory (VmHWM) of the agent.
+    pub peak_rss: u64,
+    /// Resident memory at the end.
+    pub rss: u64,
+    /// The sink's counters at the end.
+    pub sink: SinkStats,
+    /// CPU the sink used (it shares the machine's cores).
+    pub sink_cpu_s: f64,
+    /// Fingers-crossed figures, for the cases with a buffer.
+    pub fingers: Option<FingersRun>,
+}
+
+impl Run {
+    /// Lines per wall second.
+    pub fn lines_per_s(&self) -> f64 {
+        self.lines as f64 / self.wall_s
+    }
+
+    /// Input megabytes (10^6) per wall second.
+    pub fn mb_per_s(&self) -> f64 {
+        self.input_bytes as f64 / 1e6 / self.wall_s
+    }
+
+    /// Agent CPU seconds per input gigabyte (10^9).
+    pub fn cpu_s_per_gb(&self) -> f64 {
+        self.cpu_s / (self.input_bytes as f64 / 1e9)
+    }
+
+    /// Input megabytes per agent CPU second: throughput per core.
+    pub fn mb_per_cpu_s(&self) -> f64 {
+        self.input_bytes as f64 / 1e6 / self.cpu_s
+    }
+
+    /// Cores the agent kept busy on average.
+    pub fn cores(&self) -> f64 {
+        self.cpu_s / self.wall_s
+    }
+
+    /// The rate between 10 % and 90 % of the corpus the table shows: documents at the
+    /// sink, else (fingers-crossed) lines into the pipeline.
+    pub fn steady(&self) -> Option<f64> {
+        self.steady_sink_lines_per_s.or(self.steady_in_lines_per_s)
+    }
+
+    /// Peak RSS in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        self.peak_rss as f64 / MIB
+    }
+}
+
+/// What the fingers-crossed buffer did in a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FingersRun {
+    /// Records sent on, by reason.
+    pub passed: f64,
+    /// Held, then flushed because their request failed.
+    pub flushed: f64,
+    /// Held, then kept as part of the healthy sample.
+    pub sampled: f64,
+    /// Dropped by the buffer (idle healthy requests, per-request cap, memory cap).
+    pub discarded: f64,
+    /// Requests evicted to stay under `max_memory`.
+    pub evicted_keys: f64,
+    /// Records still held when the run settled (should be 0).
+    pub held_at_end: f64,
+    /// Agent CPU once everything held was flushed or dropped.
+    pub settled_cpu_s: f64,
+    /// Documents the sink had then.
+    pub settled_docs: u64,
+    /// Document bytes the sink had then.
+    pub settled_doc_bytes: u64,
+    /// Why the run did not settle, if it did not.
+    pub settle_error: Option<String>,
+}
+
+/// The rate between the moments `progress` passed `low` and `high`, interpolated linearly
+/// between the points of a `(unix ns, progress)` timeline.
+pub fn rate_between(timeline: &[(u64, u64)], low: u64, high: u64) -> Option<f64> {
+    let when = |target: u64| -> Option<f64> {
+        let at = timeline.iter().position(|&(_, p)| p >= target)?;
+        let (t1, p1) = timeline[at];
+        if at == 0 || p1 == target {
+            return Some(t1 as f64);
+        }
+        let (t0, p0) = timeline[at - 1];
+        let share = (target - p0) as f64 / (p1 - p0) as f64;
+        Some(t0 as f64 + share * (t1 as f64 - t0 as f64))
+    };
+    let (start, end) = (when(low)?, when(high)?);
+    (end > start && high > low).then(|| (high - low) as f64 / ((end - start) / 1e9))
+}
+
+fn timeout_for(lines: u64) -> Duration {
+    Duration::from_secs(60 + lines / 10_000)
+}
+
+/// Runs `kind` over `corpus` with `variant` until the sink has every document (or, with
+/// fingers-crossed, every line went through the pipeline and every record sent on is
+/// acknowledged; then waits for the held records to be settled).
+pub fn throughput(
+    ctx: &mut Context,
+    name: &str,
+    kind: AgentKind,
+    corpus: &Corpus,
+    variant: &HindsightVariant,
+) -> Result<Run> {
+    let dir = ctx.run_dir(&format!("{name}-{}", kind.label()))?;
+    let sink = Sink::start(&ctx.binaries.sink, &dir, None)?;
+    let target = Context::sink_target(&sink);
+    let mut agent = agents::start(kind, &ctx.binaries, &dir, &corpus.include, &target, variant)?;
+    let lines = corpus.stats.lines;
+    let deadline = Instant::now() + timeout_for(lines);
+    let fingers = variant.fingers.is_some() && kind == AgentKind::Hindsight;
+    let spawned = agent.proc.spawned_unix_ns;
+    // Progress over time: documents at the sink (at the sink's own answer times), and for
+    // Hindsight lines into the pipeline (`hindsight_events_in_total`, at polling times).
+    let mut at_sink: Vec<(u64, u64)> = vec![(spawned, 0)];
+    let mut into_pipeline: Vec<(u64, u64)> = vec![(spawned, 0)];
+    let mut all_in_at: Option<u64> = None;
+    let (end_ns, stats) = loop {
+        sleep(POLL);
+        agent.proc.check_alive()?;
+        // Hindsight's /metrics is read in every Hindsight case, so that the polling costs
+        // every case the same.
+        let metrics = match kind {
+            AgentKind::Hindsight => Some(agent.metrics()?.0),
+            _ => None,
+        };
+        let stats = sink.stats()?;
+        let now = unix_ns();
+        if stats.docs > 0 {
+            at_sink.push((stats.last_bulk_unix_ns, stats.docs));
+        }
+        if let Some(metrics) = &metrics {
+            let events_in = metrics.get("hindsight_events_in_total") as u64;
+            into_pipeline.push((now, events_in));
+            if all_in_at.is_none() && events_in >= lines {
+                all_in_at = Some(now);
+            }
+            if fingers {
+                // Done when every line went in and everything sent on is acknowledged.
+                let emitted = metrics.get("hindsight_fingers_crossed_emitted_total");
+                if let Some(at) = all_in_at {
+                    if stats.docs as f64 >= emitted {
+                        break (at.max(stats.last_bulk_unix_ns), stats);
+                    }
+                }
+            }
+        }
+        if !fingers && stats.docs >= lines {
+            break (stats.last_bulk_unix_ns, stats);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "timed out: the sink has {} of {lines} documents after {:?}",
+                stats.docs,
+                timeout_for(lines)
+            );
+        }
+    };
+    let (low, high) = (lines / 10, lines - lines / 10);
+    let sample = agent.proc.sample()?;
+    let mut run = Run {
+        lines,
+        input_bytes: corpus.stats.bytes,
+        wall_s: end_ns.saturating_sub(spawned) as f64 / 1e9,
+        steady_sink_lines_per_s: if fingers {
+            None
+        } else {
+            rate_between(&at_sink, low, high)
+        },
+        steady_in_lines_per_s: rate_between(&into_pipeline, low, high),
+        first_doc_s: stats.first_bulk_unix_ns.saturating_sub(spawned) as f64 / 1e9,
+        cpu_s: sample.cpu.as_secs_f64(),
+        peak_rss: sample.peak_rss,
+        rss: sample.rss,
+        sink: stats,
+        sink_cpu_s: 0.0,
+        fingers: None,
+    };
+    if fingers {
+        run.fingers = Some(settle_fingers(&agent, &sink, variant));
+        if let Ok(sample) = agent.proc.sample() {
+            run.peak_rss = sample.peak_rss;
+        }
+    }
+    run.sink_cpu_s = sink
+        .proc
+        .sample()
+        .map(|s| s.cpu.as_secs_f64())
+        .unwrap_or(0.0);
+    if !fingers {
+        run.sink = sink.stats()?;
+    }
+    Ok(run)
+}
+
+/// Waits until fingers-crossed holds nothing and the sink has everything sent on.
+fn settle_fingers(agent: &Running, sink: &Sink, variant: &HindsightVariant) -> FingersRun {
+    let idle = variant
+        .fingers
+        .as_ref()
+        .and_then(|f| humantime_secs(f.idle_timeout))
+        .unwrap_or(30.0);
+    let deadline = Instant::now() + Duration::from_secs_f64(idle + 30.0);
+    let mut figures = FingersRun::default();
+    loop {
+        sleep(Duration::from_millis(100));
+        let observed = agent.metrics().and_then(|(metrics, text)| {
+            let stats = sink.stats()?;
+            Ok((metrics, text, stats))
+        });
+        match observed {
+            Ok((metrics, text, stats)) => {
+                let held = metrics.get("hindsight_fingers_crossed_held_records");
+                let emitted = metrics.get("hindsight_fingers_crossed_emitted_total");
+                let emitted_by = |reason| {
+                    Metrics::labelled(
+                        &text,
+                        "hindsight_fingers_crossed_emitted_total",
+                        "reason",
+                        reason,
+                    )
+                };
+                figures = FingersRun {
+                    passed: emitted_by("passed"),
+                    flushed: emitted_by("flushed"),
+                    sampled: emitted_by("sampled"),
+                    discarded: metrics.get("hindsight_fingers_crossed_discarded_total"),
+                    evicted_keys: metrics.get("hindsight_fingers_crossed_evicted_keys_total"),
+                    held_at_end: held,
+                    settled_cpu_s: agent
+                        .proc
+                        .sample()
+                        .map(|s| s.cpu.as_secs_f64())
+                        .unwrap_or(0.0),
+                    settled_docs: stats.docs,
+                    settled_doc_bytes: stats.doc_bytes,
+                    settle_error: None,
+                };
+                if held == 0.0 && stats.docs as f64 >= emitted {
+                    return figures;
+                }
+            }
+            Err(error) => {
+                figures.settle_error = Some(format!("{error:#}"));
+                return figures;
+            }
+        }
+        if Instant::now() > deadline {
+            figures.settle_error = Some(format!(
+                "still {} records held {:.0} s after the last line",
+                figures.held_at_end,
+                idle + 30.0
+            ));
+            return figures;
+        }
+    }
+}
+
+fn humantime_secs(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let value: f64 = text[..split].parse().ok()?;
+    match &text[split..] {
+        "ms" => Some(value / 1000.0),
+        "s" => Some(value),
+        "m" => Some(value * 60.0),
+        _ => None,
+    }
+}
+
+/// The memory a held record costs: a buffer that never lets go (`idle_timeout = "10m"`,
+/// `keep_healthy = 0`, `max_memory = "8GiB"`) over two corpora, one twice the other; the
+/// growth of VmRSS divided by the growth in held records is the cost of one more held
+/// record, without the agent's fixed memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldFigures {
+    /// The smaller and the larger fill.
+    pub fills: [HeldFill; 2],
+    /// Raw bytes per held line in the files (CRI framing included).
+    pub raw_per_line: f64,
+}
+
+/// One fill of the buffer.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldFill {
+    /// Lines in the corpus.
+    pub lines: u64,
+    /// Records held when measured (all debug/info lines of healthy requests).
+    pub held_records: f64,
+    /// The corpus's count of such lines (should equal `held_records`).
+    pub expected_held: u64,
+    /// The held documents' bytes as the agent counts them (after adding fields).
+    pub held_doc_bytes: f64,
+    /// VmRSS with everything held, read once the agent was idle.
+    pub rss: u64,
+    /// Documents the sink received.
+    pub shipped_docs: u64,
+    /// What the corpus says fingers-crossed ships (failing requests, warn and above).
+    pub expected_shipped: u64,
+}
+
+impl HeldFigures {
+    /// Resident bytes per additional held record.
+    pub fn bytes_per_record(&self) -> f64 {
+        let [small, large] = &self.fills;
+        (large.rss as f64 - small.rss as f64) / (large.held_records - small.held_records).max(1.0)
+    }
+
+    /// Document bytes per held record (the larger fill).
+    pub fn doc_per_record(&self) -> f64 {
+        self.fills[1].held_doc_bytes / self.fills[1].held_records.max(1.0)
+    }
+
+    /// Memory per held record over its raw size.
+    pub fn ratio_to_raw(&self) -> f64 {
+        self.bytes_per_record() / self.raw_per_line
+    }
+
+    /// Whether the buffer held and shipped exactly what the corpus says it should.
+    pub fn consistent(&self) -> bool {
+        self.fills.iter().all(|f| {
+            f.held_records == f.expected_held as f64 && f.shipped_docs == f.expected_shipped
+        })
+    }
+}
+
+/// Measures [`HeldFigures`] on `small` and `large` (about twice `small`).
+pub fn held_memory(ctx: &mut Context, small: &Corpus, large: &Corpus) -> Result<HeldFigures> {
+    let small_fill = hold_everything(ctx, small)?;
+    let large_fill = hold_everything(ctx, large)?;
+    Ok(HeldFigures {
+        fills: [small_fill, large_fill],
+        raw_per_line: large.stats.fc_held_bytes as f64 / large.stats.fc_held.max(1) as f64,
+    })
+}
+
+fn hold_everything(ctx: &mut Context, corpus: &Corpus) -> Result<HeldFill> {
+    let lines = corpus.stats.lines;
+    let holding = HindsightVariant {
+        correlate: true,
+        gzip: false,
+        fingers: Some(Fingers {
+            idle_timeout: "10m",
+            keep_healthy: 0.0,
+            max_memory: Some("8GiB"),
+        }),
+    };
+    let dir = ctx.run_dir(&format!("held-memory-{lines}"))?;
+    let sink = Sink::start(&ctx.binaries.sink, &dir, None)?;
+    let target = Context::sink_target(&sink);
+    let mut agent = agents::start(
+        AgentKind::Hindsight,
+        &ctx.binaries,
+        &dir,
+        &corpus.include,
+        &target,
+        &holding,
+    )?;
+    let deadline = Instant::now() + timeout_for(lines);
+    let mut last_held = -1.0;
+    let (held, held_bytes) = loop {
+        sleep(Duration::from_millis(300));
+        agent.proc.check_alive()?;
+        let (metrics, _) = agent.metrics()?;
+        let held = metrics.get("hindsight_fingers_crossed_held_records");
+        let emitted = metrics.get("hindsight_fingers_crossed_emitted_total");
+        let all_in = metrics.get("hindsight_events_in_total") >= lines as f64;
+        if all_in && held == last_held && sink.stats()?.docs as f64 >= emitted {
+            break (held, metrics.get("hindsight_fingers_crossed_held_bytes"));
+        }
+        last_held = held;
+        if Instant::now() > deadline {
+            bail!("timed out waiting for the buffer to fill");
+        }
+    };
+    sleep(Duration::from_secs(1));
+    Ok(HeldFill {
+        lines,
+        held_records: held,
+        expected_held: corpus.stats.fc_held,
+        held_doc_bytes: held_bytes,
+        rss: agent.proc.sample()?.rss,
+        shipped_docs: sink.stats()?.docs,
+        expected_shipped: corpus.stats.fc_shipped,
+    })
+}
+
+/// A fixed write rate into one live file.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateFigures {
+    /// Lines per second written.
+    pub rate: u64,
+    /// Seconds of writing.
+    pub seconds: f64,
+    /// Seconds at the start left out of the CPU figure.
+    pub warmup_s: f64,
+    /// Lines written.
+    pub written: u64,
+    /// Documents the sink received.
+    pub delivered: u64,
+    /// Agent CPU over the measured window, in % of one core.
+    pub cpu_percent: f64,
+    /// VmRSS at the end of writing.
+    pub rss: u64,
+    /// VmHWM at the end of writing.
+    pub peak_rss: u64,
+    /// Write-to-visible latency at the sink.
+    pub latency: LatencyStats,
+    /// Sink CPU over the whole case, % of one core.
+    pub sink_cpu_percent: f64,
+}
+
+/// Writes `rate` lines/s (each carrying its write time) for `seconds` into one file that
+/// Hindsight (defaults: correlation, gzip, 1 s batch timeout) tails.
+pub fn fixed_rate(
+    ctx: &mut Context,
+    name: &str,
+    rate: u64,
+    seconds: f64,
+    warmup_s: f64,
+) -> Result<RateFigures> {
+    let dir = ctx.run_dir(name)?;
+    let root = dir.join("root");
+    let path = corpus::log_path(&root, 0);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::File::create(&path)?;
+    let sink = Sink::start(&ctx.binaries.sink, &dir, Some(LATENCY_FIELD))?;
+    let target = Context::sink_target(&sink);
+    let variant = HindsightVariant {
+        correlate: true,
+        gzip: true,
+        fingers: None,
+    };
+    let include = corpus::include_glob(&root);
+    let mut agent = agents::start(
+        AgentKind::Hindsight,
+        &ctx.binaries,
+        &dir,
+        &include,
+        &target,
+        &variant,
+    )?;
+    agent.wait_ready(Duration::from_secs(30))?;
+    let duration = Duration::from_secs_f64(seconds);
+    let writer = std::thread::spawn(move || write_at_rate(&path, rate, duration));
+    sleep(Duration::from_secs_f64(warmup_s));
+    let before = agent.proc.sample()?;
+    let window_start = Instant::now();
+    let written = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
+    let after = agent.proc.sample()?;
+    let window = window_start.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stats = sink.stats()?;
+    while stats.docs < written && Instant::now() < deadline {
+        agent.proc.check_alive()?;
+        sleep(Duration::from_millis(100));
+        stats = sink.stats()?;
+    }
+    let sink_cpu = sink.proc.sample()?.cpu.as_secs_f64();
+    let sink_elapsed = (unix_ns().saturating_sub(sink.proc.spawned_unix_ns)) as f64 / 1e9;
+    Ok(RateFigures {
+        rate,
+        seconds,
+        warmup_s,
+        written,
+        delivered: stats.docs,
+        cpu_percent: 100.0 * (after.cpu.as_secs_f64() - before.cpu.as_secs_f64()) / window,
+        rss: after.rss,
+        peak_rss: after.peak_rss,
+        latency: stats.latency,
+        sink_cpu_percent: 100.0 * sink_cpu / sink_elapsed.max(1e-9),
+    })
+}
+
+/// Appends stamped lines to `path` at `rate` lines/s for `duration`; returns lines written.
+fn write_at_rate(path: &Path, rate: u64, duration: Duration) -> Result<u64> {
+    let mut file = OpenOptions::new().append(true).open(path)?;
+    let mut generator = Generator::new(7, 0, 64, 0.02);
+    let mut buffer = Vec::with_capacity(64 * 1024);
+    let start = Instant::now();
+    let mut written = 0u64;
+    loop {
+        let elapsed = start.elapsed();
+        let due = ((rate as f64) * elapsed.min(duration).as_secs_f64()) as u64;
+        if due > written {
+            buffer.clear();
+            let now_ns = unix_ns();
+            for _ in written..due {
+                generator.line(
+                    &mut buffer,
+                    LineTime::Live {
+                        now_ns,
+                        stamp: true,
+                    },
+                );
+            }
+            file.write_all(&buffer)?;
+            written = due;
+        }
+        if elapsed >= duration {
+            return Ok(written);
+        }
+        sleep(Duration::from_millis(5));
+    }
+}
+
+/// Many files that have been read and now only sit there.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleFigures {
+    /// Files.
+    pub files: usize,
+    /// `hindsight_files_watched` once read.
+    pub watched: f64,
+    /// Lines they held (all delivered before the idle window).
+    pub lines: u64,
+    /// Seconds measured.
+    pub seconds: f64,
+    /// Agent CPU over the idle window, % of one core.
+    pub cpu_percent: f64,
+    /// VmRSS at the end of the window.
+    pub rss: u64,
+    /// VmHWM (includes reading the files at the start).
+    pub peak_rss: u64,
+}
+
+/// Starts Hindsight (defaults) on `corpus`, waits until every line is delivered, then
+/// measures `seconds` of doing nothing.
+pub fn idle(ctx: &mut Context, corpus: &Corpus, seconds: f64) -> Result<IdleFigures> {
+    let dir = ctx.run_dir("idle")?;
+    let sink = Sink::start(&ctx.binaries.sink, &dir, None)?;
+    let target = Context::sink_target(&sink);
+    let variant = HindsightVariant {
+        correlate: true,
+        gzip: true,
+        fingers: None,
+    };
+    let mut agent = agents::start(
+        AgentKind::Hindsight,
+        &ctx.binaries,
+        &dir,
+        &corpus.include,
+        &target,
+        &variant,
+    )?;
+    let lines = corpus.stats.lines;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sink.stats()?.docs < lines {
+        agent.proc.check_alive()?;
+        if Instant::now() > deadline {
+            bail!("timed out reading the idle files");
+        }
+        sleep(Duration::from_millis(50));
+    }
+    sleep(Duration::from_secs(2));
+    let watched = agent
+        .metrics()
+        .map(|(m, _)| m.get("hindsight_files_watched"))
+        .unwrap_or(f64::NAN);
+    let before = agent.proc.sample()?;
+    let started = Instant::now();
+    sleep(Duration::from_secs_f64(seconds));
+    agent.proc.check_alive()?;
+    let after = agent.proc.sample()?;
+    let window = started.elapsed().as_secs_f64();
+    Ok(IdleFigures {
+        files: corpus.files.len(),
+        watched,
+        lines,
+        seconds: window,
+        cpu_percent: 100.0 * (after.cpu.as_secs_f64() - before.cpu.as_secs_f64()) / window,
+        rss: after.rss,
+        peak_rss: after.peak_rss,
+    })
+}
+
+/// Files to the real OpenSearch.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenSearchFigures {
+    /// The node.
+    pub url: String,
+    /// What `GET /` said.
+    pub version: String,
+    /// Lines.
+    pub lines: u64,
+    /// Input bytes.
+    pub input_bytes: u64,
+    /// Spawn to the agent counting every line acknowledged by OpenSearch (stored or
+    /// rejected and dead-lettered).
+    pub acked_s: f64,
+    /// Spawn to `_count` showing every stored document (refresh interval 1 s).
+    pub visible_s: f64,
+    /// Agent CPU until acknowledged.
+    pub cpu_s: f64,
+    /// Agent VmHWM.
+    pub peak_rss: u64,
+    /// Documents the cluster rejected (dead-lettered by the agent, so acknowledged).
+    pub dead_lettered: u64,
+}
+
+/// Runs Hindsight (defaults, gzip, template installed) into the OpenSearch at `address`.
+pub fn opensearch(
+    ctx: &mut Context,
+    corpus: &Corpus,
+    address: SocketAddr,
+) -> Result<OpenSearchFigures> {
+    let root = http::get(address, "/").context("OpenSearch is not reachable")?;
+    if root.status != 200 {
+        bail!("OpenSearch answered GET / with {}", root.status);
+    }
+    let info: serde_json::Value = serde_json::from_slice(&root.body).unwrap_or_default();
+    let version = format!(
+        "{} {}",
+        info["version"]["distribution"]
+            .as_str()
+            .unwrap_or("elasticsearch"),
+        info["version"]["number"].as_str().unwrap_or("?")
+    );
+    let cleanup = || {
+        let t = Duration::from_secs(30);
+        let _ = http::request(address, "DELETE", &format!("/{INDEX}"), None, t);
+        let _ = http::request(
+            address,
+            "DELETE",
+            &format!("/_index_template/{INDEX}"),
+            None,
+            t,
+        );
+    };
+    cleanup();
+    let dir = ctx.run_dir("opensearch")?;
+    let target = Target {
+        endpoint: format!("http://{address}"),
+        index: INDEX.to_owned(),
+        install_template: true,
+    };
+    let variant = HindsightVariant {
+        correlate: true,
+        gzip: true,
+        fingers: None,
+    };
+    let lines = corpus.stats.lines;
+    let result = (|| {
+        let mut agent = agents::start(
+            AgentKind::Hindsight,
+            &ctx.binaries,
+            &dir,
+            &corpus.include,
+            &target,
+            &variant,
+        )?;
+        let deadline = Instant::now() + timeout_for(lines) * 3;
+        // Acknowledged: stored, or rejected by the cluster (mapping conflicts between the
+        // corpus's shapes, e.g. `level` as a number and as text) and dead-lettered.
+        let (acked_ns, sent, dead_lettered) = loop {
+            sleep(Duration::from_millis(50));
+            agent.proc.check_alive()?;
+            let (metrics, _) = agent.metrics()?;
+            let sent = metrics.get("hindsight_elasticsearch_events_sent_total") as u64;
+            let dead = metrics.get("hindsight_elasticsearch_dead_lettered_total") as u64;
+            if sent + dead >= lines {
+                break (unix_ns(), sent, dead);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "timed out: OpenSearch acknowledged {sent} and rejected {dead} of {lines} lines"
+                );
+            }
+        };
+        let sample = agent.proc.sample()?;
+        let visible_ns = loop {
+            let count = http::get(address, &format!("/{INDEX}/_count"))
+                .ok()
+                .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+                .and_then(|v| v["count"].as_u64())
+                .unwrap_or(0);
+            if count >= sent {
+                break unix_ns();
+            }
+            if Instant::now() > deadline {
+                bail!("timed out: _count shows {count} of {lines}");
+            }
+            sleep(Duration::from_millis(100));
+        };
+        let spawned = agent.proc.spawned_unix_ns;
+        Ok(OpenSearchFigures {
+            url: format!("http://{address}"),
+            version: version.clone(),
+            lines,
+            input_bytes: corpus.stats.bytes,
+            acked_s: acked_ns.saturating_sub(spawned) as f64 / 1e9,
+            visible_s: visible_ns.saturating_sub(spawned) as f64 / 1e9,
+            cpu_s: sample.cpu.as_secs_f64(),
+            peak_rss: sample.peak_rss,
+            dead_lettered,
+        })
+    })();
+    cleanup();
+    result
+}
+
+/// Writes a corpus under `root` (emptied first), reporting how long it took on stderr.
+pub fn make_corpus(root: &Path, lines: u64, files: usize, concurrency: usize) -> Result<Corpus> {
+    if root.exists() {
+        std::fs::remove_dir_all(root)?;
+    }
+    let started = Instant::now();
+    let mut spec = corpus::CorpusSpec::standard(lines, files);
+    spec.concurrency = concurrency;
+    let corpus = corpus::write(root, &spec)?;
+    eprintln!(
+        "corpus {}: {} lines in {} file(s), {:.1} MB, {} requests ({} failing), written in {:.1} s",
+        root.display(),
+        corpus.stats.lines,
+        corpus.files.len(),
+        corpus.stats.bytes as f64 / 1e6,
+        corpus.stats.requests,
+        corpus.stats.failed_requests,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(corpus)
+}
+
+/// The corpus statistics the report shows.
+pub fn describe_corpus(stats: &CorpusStats) -> String {
+    format!(
+        "{} lines, {:.1} MB ({:.0} bytes/line), {} requests of which {} failing ({:.2} %); levels: {:.0} % debug, {:.0} % info, {:.1} % warn, {:.2} % error",
+        stats.lines,
+        stats.bytes as f64 / 1e6,
+        stats.bytes as f64 / stats.lines.max(1) as f64,
+        stats.requests,
+        stats.failed_requests,
+        100.0 * stats.failed_requests as f64 / stats.requests.max(1) as f64,
+        100.0 * stats.debug as f64 / stats.lines.max(1) as f64,
+        100.0 * stats.info as f64 / stats.lines.max(1) as f64,
+        100.0 * stats.warn as f64 / stats.lines.max(1) as f64,
+        100.0 * stats.error as f64 / stats.lines.max(1) as f64,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_interpolated_between_points() {
+        // 0 at 0 s, 100 at 1 s, 300 at 2 s.
+        let timeline = [(0, 0), (1_000_000_000, 100), (2_000_000_000, 300)];
+        // 10 at 0.1 s, 250 at 1.75 s: 240 in 1.65 s.
+        let rate = rate_between(&timeline, 10, 250).unwrap();
+        assert!((rate - 240.0 / 1.65).abs() < 1e-6, "{rate}");
+        assert_eq!(rate_between(&timeline, 10, 400), None);
+        assert_eq!(rate_between(&[(5, 0), (5, 100)], 10, 90), None);
+    }
+}

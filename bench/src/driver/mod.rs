@@ -1,0 +1,530 @@
+//! The benchmark driver: writes the corpora, runs every case, prints the table and writes
+//! `BENCHMARKS.md` (plus the raw figures as JSON).
+//!
+//! Ratios (fingers-crossed on/off, Hindsight/peers) come from runs of the same round, and
+//! throughput cases are run round-robin (`repeat` rounds, each case once per round) so that
+//! a noisy neighbour hurts every case alike; the report shows each case's median run.
+
+pub mod agents;
+pub mod cases;
+pub mod machine;
+pub mod process;
+pub mod report;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use self::agents::{AgentKind, Binaries, Fingers, HindsightVariant};
+use self::cases::{Context, HeldFigures, IdleFigures, OpenSearchFigures, RateFigures, Run};
+use crate::corpus::CorpusStats;
+
+/// How big the run is.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sizes {
+    /// Lines of the throughput corpora (one file, and spread over `many_files`).
+    pub lines: u64,
+    /// Files of the many-files corpus.
+    pub many_files: usize,
+    /// Rounds of the throughput cases.
+    pub repeat: usize,
+    /// Lines of the larger held-memory corpus (the smaller has half).
+    pub held_lines: u64,
+    /// Seconds at 10,000 lines/s.
+    pub steady_s: f64,
+    /// Seconds at 2,000 lines/s for latency.
+    pub latency_s: f64,
+    /// Seconds left out at the start of the fixed-rate cases.
+    pub warmup_s: f64,
+    /// Idle files.
+    pub idle_files: usize,
+    /// Seconds the idle files are watched.
+    pub idle_s: f64,
+    /// Lines sent to the real OpenSearch.
+    pub opensearch_lines: u64,
+}
+
+impl Sizes {
+    /// The full run (about 10–20 minutes on 2 cores, more with peers).
+    pub fn full() -> Self {
+        Sizes {
+            lines: 2_000_000,
+            many_files: 100,
+            repeat: 3,
+            held_lines: 1_000_000,
+            steady_s: 30.0,
+            latency_s: 20.0,
+            warmup_s: 5.0,
+            idle_files: 1000,
+            idle_s: 30.0,
+            opensearch_lines: 1_000_000,
+        }
+    }
+
+    /// A smoke run that proves the harness works (a few minutes at most).
+    pub fn quick() -> Self {
+        Sizes {
+            lines: 200_000,
+            many_files: 100,
+            repeat: 1,
+            held_lines: 200_000,
+            steady_s: 8.0,
+            latency_s: 5.0,
+            warmup_s: 2.0,
+            idle_files: 1000,
+            idle_s: 8.0,
+            opensearch_lines: 100_000,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Sizes.
+    pub sizes: Sizes,
+    /// A smoke run (stated in the report).
+    pub quick: bool,
+    /// The binaries.
+    pub binaries: Binaries,
+    /// Corpora and run folders.
+    pub work_dir: PathBuf,
+    /// The markdown report.
+    pub out: PathBuf,
+    /// The raw figures.
+    pub json_out: PathBuf,
+    /// The command line to show in the report.
+    pub command: String,
+    /// The repository (for the commit).
+    pub repo: PathBuf,
+    /// The real OpenSearch, if that case runs.
+    pub opensearch: Option<SocketAddr>,
+    /// A shell command that starts it when it is not answering.
+    pub opensearch_start: Option<String>,
+}
+
+/// A throughput case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseSpec {
+    /// Short name.
+    pub key: &'static str,
+    /// Title in the table.
+    pub title: &'static str,
+    /// Spread over the many-files corpus.
+    pub many_files: bool,
+    /// Peers run it too.
+    pub peers: bool,
+    /// What it measures, honestly.
+    pub note: &'static str,
+    #[serde(skip)]
+    variant: HindsightVariant,
+}
+
+/// Realistic fingers-crossed settings for a backlog read at full speed.
+fn realistic_fingers() -> Fingers {
+    Fingers {
+        idle_timeout: "1s",
+        keep_healthy: 0.01,
+        max_memory: None,
+    }
+}
+
+/// The throughput cases.
+pub fn throughput_cases() -> Vec<CaseSpec> {
+    let plain = HindsightVariant {
+        correlate: true,
+        gzip: false,
+        fingers: None,
+    };
+    vec![
+        CaseSpec {
+            key: "passthrough",
+            title: "JSON passthrough, 1 file",
+            many_files: false,
+            peers: false,
+            note: "Field lists emptied and request deltas off: the agent still validates each line's JSON, takes `@timestamp` from the CRI time and splices in `kubernetes.*`, `host.name`, `log.file.path`, `stream`, but looks for no ids/level/time. No compression. The floor of the file → bulk path.",
+            variant: HindsightVariant {
+                correlate: false,
+                ..plain.clone()
+            },
+        },
+        CaseSpec {
+            key: "correlate",
+            title: "correlation, 1 file",
+            many_files: false,
+            peers: true,
+            note: "The default pipeline: ids, level and time found in each record and added as ECS fields, request deltas, origin fields. No compression. This is the issue's \"JSON passthrough with correlation fields added\" target case.",
+            variant: plain.clone(),
+        },
+        CaseSpec {
+            key: "gzip",
+            title: "correlation + gzip, 1 file",
+            many_files: false,
+            peers: true,
+            note: "As above with `compression = \"gzip\"` (the product default).",
+            variant: HindsightVariant {
+                gzip: true,
+                ..plain.clone()
+            },
+        },
+        CaseSpec {
+            key: "many",
+            title: "correlation, 100 files",
+            many_files: true,
+            peers: true,
+            note: "The same number of lines spread over 100 files (100 pods), no compression.",
+            variant: plain.clone(),
+        },
+        CaseSpec {
+            key: "fingers",
+            title: "fingers-crossed, 1 file",
+            many_files: false,
+            peers: false,
+            note: "Correlation plus `[fingers_crossed]` with `idle_timeout = \"1s\"`, `keep_healthy = 0.01`, default `max_memory` (128 MiB). Healthy requests' debug/info lines are held and dropped, so far fewer documents are shipped. End: every line went through the pipeline and every record sent on was acknowledged. A 1 s idle timeout because the backlog is read at full speed: with 30 s every request of the last 30 s of reading would be held.",
+            variant: HindsightVariant {
+                fingers: Some(realistic_fingers()),
+                ..plain.clone()
+            },
+        },
+        CaseSpec {
+            key: "fingers-keep-all",
+            title: "fingers-crossed keeping all, 1 file",
+            many_files: false,
+            peers: false,
+            note: "`keep_healthy = 1.0` and `max_memory = \"4GiB\"`: every record is held, then shipped when its request goes idle, so the output equals the unbuffered case's and the CPU difference is the buffer's own cost. Its lines/s counts until every line entered the pipeline, not until the last held record left.",
+            variant: HindsightVariant {
+                fingers: Some(Fingers {
+                    idle_timeout: "1s",
+                    keep_healthy: 1.0,
+                    max_memory: Some("4GiB"),
+                }),
+                ..plain
+            },
+        },
+    ]
+}
+
+/// A case's runs by one agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseRuns {
+    /// The case.
+    pub case: CaseSpec,
+    /// `hindsight`, `vector`, `fluent-bit`.
+    pub agent: String,
+    /// Successful runs, in round order.
+    pub runs: Vec<Run>,
+    /// Failed runs' errors.
+    pub errors: Vec<String>,
+}
+
+impl CaseRuns {
+    /// The run with the median wall time.
+    pub fn median(&self) -> Option<&Run> {
+        let mut runs: Vec<&Run> = self.runs.iter().collect();
+        runs.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
+        runs.get(runs.len().saturating_sub(1) / 2).copied()
+    }
+
+    /// (max − min) / median of lines/s, when there are several runs.
+    pub fn spread(&self) -> Option<f64> {
+        if self.runs.len() < 2 {
+            return None;
+        }
+        let rates: Vec<f64> = self.runs.iter().map(Run::lines_per_s).collect();
+        let max = rates.iter().copied().fold(f64::MIN, f64::max);
+        let min = rates.iter().copied().fold(f64::MAX, f64::min);
+        Some((max - min) / self.median()?.lines_per_s())
+    }
+}
+
+/// The outcome of a one-off case.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome<T> {
+    /// It ran.
+    Ok {
+        /// Its figures.
+        figures: T,
+    },
+    /// It failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// It was not run.
+    NotRun {
+        /// Why not.
+        reason: String,
+    },
+}
+
+impl<T> Outcome<T> {
+    fn from(result: Result<T>) -> Self {
+        match result {
+            Ok(figures) => Outcome::Ok { figures },
+            Err(error) => Outcome::Failed {
+                error: format!("{error:#}"),
+            },
+        }
+    }
+
+    /// The figures, if it ran.
+    pub fn figures(&self) -> Option<&T> {
+        match self {
+            Outcome::Ok { figures } => Some(figures),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// The machine, commit, date, command.
+    pub machine: machine::Machine,
+    /// Smoke run.
+    pub quick: bool,
+    /// Sizes.
+    pub sizes: Sizes,
+    /// The corpora, by name.
+    pub corpora: Vec<(String, CorpusStats)>,
+    /// Throughput cases by agent.
+    pub throughput: Vec<CaseRuns>,
+    /// Held-record memory.
+    pub held: Outcome<HeldFigures>,
+    /// 10,000 lines/s.
+    pub steady: Outcome<RateFigures>,
+    /// 2,000 lines/s latency.
+    pub latency: Outcome<RateFigures>,
+    /// Idle files.
+    pub idle: Outcome<IdleFigures>,
+    /// The real OpenSearch.
+    pub opensearch: Outcome<OpenSearchFigures>,
+    /// Peers that were not run, and why.
+    pub peers_not_run: Vec<String>,
+    /// Wall time of the whole benchmark.
+    pub total_s: f64,
+}
+
+impl Results {
+    /// The runs of `key` by `agent`.
+    pub fn case(&self, key: &str, agent: &str) -> Option<&CaseRuns> {
+        self.throughput
+            .iter()
+            .find(|c| c.case.key == key && c.agent == agent)
+    }
+}
+
+/// Runs everything and writes the report.
+pub fn run(options: Options) -> Result<Results> {
+    let started = Instant::now();
+    let sizes = options.sizes.clone();
+    let mut machine = machine::Machine::describe(&options.repo, &options.binaries.hindsight)?;
+    machine.command = options.command.clone();
+    eprintln!(
+        "bench: {} on {} ({} cores), commit {}; load average {}",
+        machine.agent_version, machine.cpu_model, machine.cores, machine.commit, machine.load_start
+    );
+    std::fs::create_dir_all(&options.work_dir)?;
+    let mut ctx = Context::new(options.binaries.clone(), options.work_dir.join("runs"))?;
+
+    let mut peers = vec![];
+    let mut peers_not_run = vec![];
+    match &options.binaries.vector {
+        Some(_) => peers.push(AgentKind::Vector),
+        None => peers_not_run.push("Vector: VECTOR_BIN was not set".to_owned()),
+    }
+    match &options.binaries.fluentbit {
+        Some(_) => peers.push(AgentKind::FluentBit),
+        None => peers_not_run.push("Fluent Bit: FLUENTBIT_BIN was not set".to_owned()),
+    }
+
+    let corpus_dir = options.work_dir.join("corpus");
+    let one = cases::make_corpus(&corpus_dir.join("one"), sizes.lines, 1, 64)?;
+    let many = cases::make_corpus(&corpus_dir.join("many"), sizes.lines, sizes.many_files, 64)?;
+    let mut corpora = vec![
+        ("one file".to_owned(), one.stats.clone()),
+        (format!("{} files", sizes.many_files), many.stats.clone()),
+    ];
+
+    // Throughput, round-robin.
+    let specs = throughput_cases();
+    let mut throughput: Vec<CaseRuns> = vec![];
+    for spec in &specs {
+        let agents = std::iter::once(AgentKind::Hindsight)
+            .chain(peers.iter().copied().filter(|_| spec.peers));
+        for agent in agents {
+            throughput.push(CaseRuns {
+                case: spec.clone(),
+                agent: agent.label().to_owned(),
+                runs: vec![],
+                errors: vec![],
+            });
+        }
+    }
+    let total = throughput.len() * sizes.repeat;
+    let mut done = 0;
+    for round in 0..sizes.repeat {
+        for entry in throughput.iter_mut() {
+            done += 1;
+            let kind = match entry.agent.as_str() {
+                "vector" => AgentKind::Vector,
+                "fluent-bit" => AgentKind::FluentBit,
+                _ => AgentKind::Hindsight,
+            };
+            let corpus = if entry.case.many_files { &many } else { &one };
+            eprint!(
+                "[{done}/{total}] round {} · {} · {} … ",
+                round + 1,
+                entry.case.title,
+                entry.agent
+            );
+            match cases::throughput(&mut ctx, entry.case.key, kind, corpus, &entry.case.variant) {
+                Ok(run) => {
+                    eprintln!(
+                        "{:.0} lines/s ({} between 10 and 90 %), {:.1} MB/s, {:.1} CPU s/GB, peak RSS {:.1} MiB",
+                        run.lines_per_s(),
+                        run.steady().map_or("–".into(), |r| format!("{r:.0}")),
+                        run.mb_per_s(),
+                        run.cpu_s_per_gb(),
+                        run.peak_rss_mib()
+                    );
+                    entry.runs.push(run);
+                }
+                Err(error) => {
+                    eprintln!("FAILED: {error:#}");
+                    entry.errors.push(format!("round {}: {error:#}", round + 1));
+                }
+            }
+        }
+    }
+
+    eprintln!("held-record memory …");
+    let held_small =
+        cases::make_corpus(&corpus_dir.join("held-small"), sizes.held_lines / 2, 1, 64)?;
+    let held_large = cases::make_corpus(&corpus_dir.join("held-large"), sizes.held_lines, 1, 64)?;
+    corpora.push(("held-memory, smaller".to_owned(), held_small.stats.clone()));
+    corpora.push(("held-memory, larger".to_owned(), held_large.stats.clone()));
+    let held = Outcome::from(cases::held_memory(&mut ctx, &held_small, &held_large));
+    report::progress_held(&held);
+
+    eprintln!("10,000 lines/s for {} s …", sizes.steady_s);
+    let steady = Outcome::from(cases::fixed_rate(
+        &mut ctx,
+        "steady-10k",
+        10_000,
+        sizes.steady_s,
+        sizes.warmup_s,
+    ));
+    report::progress_rate(&steady);
+
+    eprintln!("2,000 lines/s for {} s (latency) …", sizes.latency_s);
+    let latency = Outcome::from(cases::fixed_rate(
+        &mut ctx,
+        "latency-2k",
+        2_000,
+        sizes.latency_s,
+        sizes.warmup_s.min(sizes.latency_s / 2.0),
+    ));
+    report::progress_rate(&latency);
+
+    eprintln!("{} idle files for {} s …", sizes.idle_files, sizes.idle_s);
+    let idle_corpus = cases::make_corpus(
+        &corpus_dir.join("idle"),
+        3 * sizes.idle_files as u64,
+        sizes.idle_files,
+        1,
+    )?;
+    corpora.push((
+        format!("{} idle files", sizes.idle_files),
+        idle_corpus.stats.clone(),
+    ));
+    let idle = Outcome::from(cases::idle(&mut ctx, &idle_corpus, sizes.idle_s));
+    report::progress_idle(&idle);
+
+    let opensearch = match options.opensearch {
+        None => Outcome::NotRun {
+            reason: "not requested (--no-opensearch)".to_owned(),
+        },
+        Some(address) => {
+            let up = crate::http::get(address, "/").is_ok_and(|r| r.status == 200);
+            let started = match (&options.opensearch_start, up) {
+                (_, true) => Ok(()),
+                (Some(command), false) => {
+                    eprintln!("starting OpenSearch: {command}");
+                    start_opensearch(command)
+                }
+                (None, false) => Err(anyhow::anyhow!("nothing answers on http://{address}")),
+            };
+            match started {
+                Err(error) => Outcome::NotRun {
+                    reason: format!("OpenSearch unavailable: {error:#}"),
+                },
+                Ok(()) => {
+                    eprintln!("OpenSearch end to end …");
+                    let os_corpus = cases::make_corpus(
+                        &corpus_dir.join("opensearch"),
+                        sizes.opensearch_lines,
+                        1,
+                        64,
+                    )?;
+                    corpora.push(("OpenSearch".to_owned(), os_corpus.stats.clone()));
+                    Outcome::from(cases::opensearch(&mut ctx, &os_corpus, address))
+                }
+            }
+        }
+    };
+    report::progress_opensearch(&opensearch);
+
+    machine.load_end = machine::load_average();
+    let results = Results {
+        machine,
+        quick: options.quick,
+        sizes,
+        corpora,
+        throughput,
+        held,
+        steady,
+        latency,
+        idle,
+        opensearch,
+        peers_not_run,
+        total_s: started.elapsed().as_secs_f64(),
+    };
+    let markdown = report::markdown(&results);
+    std::fs::write(&options.out, &markdown)
+        .with_context(|| format!("write {}", options.out.display()))?;
+    std::fs::write(&options.json_out, serde_json::to_vec_pretty(&results)?)
+        .with_context(|| format!("write {}", options.json_out.display()))?;
+    println!("{}", report::console(&results));
+    eprintln!(
+        "wrote {} and {}",
+        options.out.display(),
+        options.json_out.display()
+    );
+    Ok(results)
+}
+
+fn start_opensearch(command: &str) -> Result<()> {
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("run `{command}`"))?;
+    if !status.success() {
+        anyhow::bail!("`{command}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// The corpora as a markdown list.
+pub fn describe_corpus_list(corpora: &[(String, CorpusStats)]) -> String {
+    corpora
+        .iter()
+        .map(|(name, stats)| format!("- {name}: {}\n", cases::describe_corpus(stats)))
+        .collect()
+}

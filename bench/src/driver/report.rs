@@ -1,0 +1,780 @@
+//! `BENCHMARKS.md` and the console summary, rendered from [`Results`] only: every figure
+//! printed comes from the run.
+
+use std::fmt::Write as _;
+
+use super::cases::{HeldFigures, IdleFigures, OpenSearchFigures, RateFigures, Run};
+use super::{describe_corpus_list, Outcome, Results};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Whether a target was met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Met.
+    Met,
+    /// Not met.
+    NotMet,
+    /// No figure (case not run or failed).
+    NotMeasured,
+}
+
+impl Verdict {
+    fn text(self) -> &'static str {
+        match self {
+            Verdict::Met => "met",
+            Verdict::NotMet => "**not met**",
+            Verdict::NotMeasured => "not measured",
+        }
+    }
+
+    fn of(ok: Option<bool>) -> Self {
+        match ok {
+            Some(true) => Verdict::Met,
+            Some(false) => Verdict::NotMet,
+            None => Verdict::NotMeasured,
+        }
+    }
+}
+
+/// One line of the targets table.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// The target as the issue states it.
+    pub target: String,
+    /// What was measured, with the case it comes from.
+    pub figure: String,
+    /// Met or not.
+    pub verdict: Verdict,
+}
+
+/// `1234567.8` → `1,234,568`.
+pub fn thousands(value: f64) -> String {
+    if !value.is_finite() {
+        return "–".to_owned();
+    }
+    let digits = format!("{:.0}", value.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if value < 0.0 && digits != "0" {
+        out.insert(0, '-');
+    }
+    out
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB
+}
+
+fn median<'a>(results: &'a Results, key: &str, agent: &str) -> Option<&'a Run> {
+    results.case(key, agent).and_then(|c| c.median())
+}
+
+/// Which progress a rate comparison uses.
+#[derive(Debug, Clone, Copy)]
+enum Progress {
+    /// Documents at the sink (any agent).
+    AtSink,
+    /// Lines into Hindsight's pipeline (fingers-crossed ships fewer documents).
+    IntoPipeline,
+}
+
+/// `b`'s lines/s over `a`'s: between 10 % and 90 % of the corpus when both runs have that
+/// figure, else over the whole wall time. Returns the ratio and which rate it used.
+fn rate_ratio(a: &Run, b: &Run, progress: Progress) -> (f64, &'static str) {
+    let steady = |run: &Run| match progress {
+        Progress::AtSink => run.steady_sink_lines_per_s,
+        Progress::IntoPipeline => run.steady_in_lines_per_s,
+    };
+    match (steady(a), steady(b)) {
+        (Some(a), Some(b)) => (
+            b / a,
+            match progress {
+                Progress::AtSink => "documents/s at the sink between 10 % and 90 % of the corpus",
+                Progress::IntoPipeline => {
+                    "lines/s into the pipeline between 10 % and 90 % of the corpus"
+                }
+            },
+        ),
+        _ => (
+            b.lines_per_s() / a.lines_per_s(),
+            "lines/s over the whole run",
+        ),
+    }
+}
+
+/// Every target of issues 5 and 4 next to its figure.
+pub fn checks(results: &Results) -> Vec<Check> {
+    let mut checks = vec![];
+    let per_core = |key: &str| median(results, key, "hindsight").map(Run::mb_per_cpu_s);
+    let correlate = per_core("correlate");
+    checks.push(Check {
+        target: "file → bulk body, JSON passthrough with correlation fields, no compression: ≥ 400 MB/s per core".into(),
+        figure: correlate.map_or("–".into(), |v| format!("{v:.1} MB per CPU-second (correlation, 1 file; passthrough without correlation: {})",
+            per_core("passthrough").map_or("–".into(), |p| format!("{p:.1}")))),
+        verdict: Verdict::of(correlate.map(|v| v >= 400.0)),
+    });
+    let gzip = per_core("gzip");
+    checks.push(Check {
+        target: "the same with gzip: ≥ 120 MB/s per core".into(),
+        figure: gzip.map_or("–".into(), |v| format!("{v:.1} MB per CPU-second")),
+        verdict: Verdict::of(gzip.map(|v| v >= 120.0)),
+    });
+    let worst_rss = |keys: &[&str]| {
+        let all: Vec<u64> = keys
+            .iter()
+            .filter_map(|k| results.case(k, "hindsight"))
+            .flat_map(|c| c.runs.iter().map(|r| r.peak_rss))
+            .collect();
+        all.iter().max().map(|&b| mib(b))
+    };
+    let one = worst_rss(&["passthrough", "correlate", "gzip"]);
+    checks.push(Check {
+        target: "peak RSS at full speed, one file: ≤ 50 MiB".into(),
+        figure: one.map_or("–".into(), |v| {
+            format!("{v:.1} MiB (highest VmHWM of every 1-file run without fingers-crossed)")
+        }),
+        verdict: Verdict::of(one.map(|v| v <= 50.0)),
+    });
+    let many = worst_rss(&["many"]);
+    checks.push(Check {
+        target: "peak RSS at full speed, 100 files: ≤ 100 MiB".into(),
+        figure: many.map_or("–".into(), |v| {
+            format!("{v:.1} MiB (highest VmHWM of the 100-file runs)")
+        }),
+        verdict: Verdict::of(many.map(|v| v <= 100.0)),
+    });
+    let idle = results.idle.figures();
+    checks.push(Check {
+        target: "idle (1,000 files watched): ≤ 20 MiB".into(),
+        figure: idle.map_or("–".into(), |i| {
+            format!(
+                "{:.1} MiB VmRSS while idle (VmHWM {:.1} MiB, from reading them first)",
+                mib(i.rss),
+                mib(i.peak_rss)
+            )
+        }),
+        verdict: Verdict::of(idle.map(|i| mib(i.rss) <= 20.0)),
+    });
+    let steady = results.steady.figures();
+    checks.push(Check {
+        target: "at a fixed 10,000 lines/s: ≤ 3 % of one core".into(),
+        figure: steady.map_or("–".into(), |s| {
+            format!("{:.2} % of one core", s.cpu_percent)
+        }),
+        verdict: Verdict::of(steady.map(|s| s.cpu_percent <= 3.0)),
+    });
+    for (peer, name) in [("fluent-bit", "Fluent Bit"), ("vector", "Vector")] {
+        let ratios: Vec<(String, f64)> = results
+            .throughput
+            .iter()
+            .filter(|c| c.agent == peer)
+            .filter_map(|c| {
+                let theirs = c.median()?;
+                let ours = median(results, c.case.key, "hindsight")?;
+                Some((
+                    c.case.title.to_owned(),
+                    rate_ratio(theirs, ours, Progress::AtSink).0,
+                ))
+            })
+            .collect();
+        let worst = ratios.iter().map(|(_, r)| *r).reduce(f64::min);
+        checks.push(Check {
+            target: format!("≥ 3× the lines/s of {name}, both parsing the JSON"),
+            figure: if ratios.is_empty() {
+                if results.peers_not_run.iter().any(|p| p.starts_with(name)) {
+                    format!("not run: {name}'s binary was not given")
+                } else {
+                    "–".into()
+                }
+            } else {
+                ratios
+                    .iter()
+                    .map(|(case, r)| format!("{r:.2}× ({case})"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+            verdict: Verdict::of(worst.map(|w| w >= 3.0)),
+        });
+    }
+    let off = median(results, "correlate", "hindsight");
+    let fingers = median(results, "fingers", "hindsight");
+    let cost = off.zip(fingers).map(|(off, on)| {
+        let (ratio, how) = rate_ratio(off, on, Progress::IntoPipeline);
+        (1.0 - ratio, how)
+    });
+    checks.push(Check {
+        target: "fingers-crossed: ≤ 10 % throughput cost against buffering off (issue 4)".into(),
+        figure: cost.map_or("–".into(), |(c, how)| {
+            format!(
+                "{:+.1} % {how} (realistic settings; it ships far fewer documents, which also saves work)",
+                -100.0 * c
+            )
+        }),
+        verdict: Verdict::of(cost.map(|(c, _)| c <= 0.10)),
+    });
+    let keep_all = median(results, "fingers-keep-all", "hindsight");
+    let cpu_cost = off.zip(keep_all).and_then(|(off, all)| {
+        let settled = all.fingers.as_ref()?;
+        settled
+            .settle_error
+            .is_none()
+            .then(|| settled.settled_cpu_s / off.cpu_s - 1.0)
+    });
+    checks.push(Check {
+        target:
+            "fingers-crossed: the buffer's own cost with the same output, ≤ 10 % (keep-all, CPU)"
+                .into(),
+        figure: cpu_cost.map_or("–".into(), |c| {
+            format!(
+                "{:+.1} % agent CPU for the same corpus and the same documents shipped",
+                100.0 * c
+            )
+        }),
+        verdict: Verdict::of(cpu_cost.map(|c| c <= 0.10)),
+    });
+    let held = results.held.figures();
+    checks.push(Check {
+        target: "held records cost ≤ 1.5× their raw size in memory (issue 4)".into(),
+        figure: held.map_or("–".into(), |h| {
+            format!(
+                "{:.2}× ({:.0} bytes of RSS per held record; raw line {:.0} bytes; the held document with its added fields is {:.0} bytes)",
+                h.ratio_to_raw(),
+                h.bytes_per_record(),
+                h.raw_per_line,
+                h.doc_per_record()
+            )
+        }),
+        verdict: Verdict::of(held.map(|h| h.ratio_to_raw() <= 1.5)),
+    });
+    checks
+}
+
+fn targets_table(results: &Results) -> String {
+    let mut out = String::from("| target | figure | verdict |\n|---|---|---|\n");
+    for check in checks(results) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            check.target,
+            check.figure,
+            check.verdict.text()
+        );
+    }
+    out
+}
+
+fn throughput_table(results: &Results) -> String {
+    let mut out = String::from(
+        "| case | agent | lines | MB in | wall s | lines/s | lines/s 10–90 % | MB/s | CPU s/GB | MB per CPU-s | cores used | peak RSS MiB | docs at sink | sink CPU s | spread |\n\
+         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for entry in &results.throughput {
+        match entry.median() {
+            Some(run) => {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.1} | {:.2} | {} | {} | {:.1} | {:.2} | {:.1} | {:.2} | {:.1} | {} | {:.2} | {} |",
+                    entry.case.title,
+                    entry.agent,
+                    thousands(run.lines as f64),
+                    run.input_bytes as f64 / 1e6,
+                    run.wall_s,
+                    thousands(run.lines_per_s()),
+                    match (run.steady_sink_lines_per_s, run.steady_in_lines_per_s) {
+                        (Some(rate), _) => thousands(rate),
+                        (None, Some(rate)) => format!("{} (in)", thousands(rate)),
+                        (None, None) => "–".into(),
+                    },
+                    run.mb_per_s(),
+                    run.cpu_s_per_gb(),
+                    run.mb_per_cpu_s(),
+                    run.cores(),
+                    run.peak_rss_mib(),
+                    thousands(run.sink.docs as f64),
+                    run.sink_cpu_s,
+                    entry
+                        .spread()
+                        .map_or("–".into(), |s| format!("{:.0} % of {} runs", 100.0 * s, entry.runs.len())),
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | failed: {} ||||||||||||||",
+                    entry.case.title,
+                    entry.agent,
+                    entry
+                        .errors
+                        .first()
+                        .map_or("no run", String::as_str)
+                        .replace('\n', " ")
+                        .replace('|', "/")
+                );
+            }
+        }
+        if !entry.errors.is_empty() && entry.median().is_some() {
+            let _ = writeln!(
+                out,
+                "| ↳ {} of the runs failed: {} ||||||||||||||",
+                entry.errors.len(),
+                entry.errors[0].replace('\n', " ").replace('|', "/")
+            );
+        }
+    }
+    out
+}
+
+fn fingers_section(results: &Results) -> String {
+    let mut out = String::new();
+    let off = median(results, "correlate", "hindsight");
+    let on = median(results, "fingers", "hindsight");
+    let all = median(results, "fingers-keep-all", "hindsight");
+    let one = results.corpora.first().map(|(_, s)| s);
+    match (off, on) {
+        (Some(off), Some(on)) => {
+            let f = on.fingers.clone().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "Same 1-file corpus, same round-robin run; buffering off = \"correlation, 1 file\".\n"
+            );
+            let _ = writeln!(out, "| figure | value |\n|---|--:|");
+            let _ = writeln!(
+                out,
+                "| lines/s over the whole run, buffering off → on | {} → {} ({:.2}×) |",
+                thousands(off.lines_per_s()),
+                thousands(on.lines_per_s()),
+                on.lines_per_s() / off.lines_per_s()
+            );
+            if let (Some(a), Some(b)) = (off.steady_in_lines_per_s, on.steady_in_lines_per_s) {
+                let _ = writeln!(
+                    out,
+                    "| lines/s into the pipeline between 10 % and 90 % of the corpus, off → on | {} → {} ({:.2}×) |",
+                    thousands(a),
+                    thousands(b),
+                    b / a
+                );
+            }
+            let _ = writeln!(
+                out,
+                "| agent CPU s, off → on (on: until every held record was settled) | {:.2} → {:.2} |",
+                off.cpu_s, f.settled_cpu_s
+            );
+            let _ = writeln!(
+                out,
+                "| net CPU per record, on − off | {:.0} ns |",
+                (f.settled_cpu_s - off.cpu_s) * 1e9 / on.lines as f64
+            );
+            let _ = writeln!(
+                out,
+                "| documents shipped, off → on | {} → {} |",
+                thousands(off.sink.docs as f64),
+                thousands(f.settled_docs as f64)
+            );
+            let _ = writeln!(
+                out,
+                "| volume reduction, documents | {:.1} % |",
+                100.0 * (1.0 - f.settled_docs as f64 / off.sink.docs.max(1) as f64)
+            );
+            let _ = writeln!(
+                out,
+                "| volume reduction, document bytes | {:.1} % |",
+                100.0 * (1.0 - f.settled_doc_bytes as f64 / off.sink.doc_bytes.max(1) as f64)
+            );
+            let _ = writeln!(
+                out,
+                "| emitted: passed / flushed / sampled | {} / {} / {} |",
+                thousands(f.passed),
+                thousands(f.flushed),
+                thousands(f.sampled)
+            );
+            let _ = writeln!(
+                out,
+                "| discarded records / evicted requests | {} / {} |",
+                thousands(f.discarded),
+                thousands(f.evicted_keys)
+            );
+            if let Some(stats) = one {
+                let _ = writeln!(
+                    out,
+                    "| expected from the corpus (every line of failing requests + warn/error of the rest, before sampling) | {} |",
+                    thousands(stats.fc_shipped as f64)
+                );
+            }
+            let _ = writeln!(out, "| peak RSS on | {:.1} MiB |", on.peak_rss_mib());
+            if let Some(error) = &f.settle_error {
+                let _ = writeln!(out, "| did not settle | {error} |");
+            }
+        }
+        _ => {
+            out.push_str("The fingers-crossed comparison did not run (see the throughput table).\n")
+        }
+    }
+    if let (Some(off), Some(all)) = (off, all) {
+        if let Some(f) = &all.fingers {
+            let _ = writeln!(
+                out,
+                "| keep-all: agent CPU s, off → on (same documents shipped: {} vs {}) | {:.2} → {:.2} |",
+                thousands(off.sink.docs as f64),
+                thousands(f.settled_docs as f64),
+                off.cpu_s,
+                f.settled_cpu_s
+            );
+            let _ = writeln!(
+                out,
+                "| keep-all: buffer cost per record | {:.0} ns |",
+                (f.settled_cpu_s - off.cpu_s) * 1e9 / all.lines as f64
+            );
+            let _ = writeln!(
+                out,
+                "| keep-all: peak RSS | {:.1} MiB |",
+                all.peak_rss_mib()
+            );
+        }
+    }
+    out.push('\n');
+    match &results.held {
+        Outcome::Ok { figures: h } => out.push_str(&held_table(h)),
+        Outcome::Failed { error } => {
+            let _ = writeln!(out, "Held-record memory: failed: {error}");
+        }
+        Outcome::NotRun { reason } => {
+            let _ = writeln!(out, "Held-record memory: not run: {reason}");
+        }
+    }
+    out
+}
+
+fn held_table(h: &HeldFigures) -> String {
+    let mut out = String::new();
+    let [small, large] = &h.fills;
+    let _ = writeln!(
+        out,
+        "Memory per held record: `idle_timeout = \"10m\"`, `keep_healthy = 0`, `max_memory = \"8GiB\"`, so every debug/info line of a healthy request stays held. Two corpora, {} and {} lines; VmRSS read once the agent is idle; the growth of VmRSS over the growth of held records is what one more held record costs (the agent's fixed memory cancels out).\n",
+        thousands(small.lines as f64),
+        thousands(large.lines as f64)
+    );
+    let _ = writeln!(out, "| figure | smaller | larger |\n|---|--:|--:|");
+    let _ = writeln!(
+        out,
+        "| records held (the corpus says) | {} ({}) | {} ({}) |",
+        thousands(small.held_records),
+        thousands(small.expected_held as f64),
+        thousands(large.held_records),
+        thousands(large.expected_held as f64)
+    );
+    let _ = writeln!(
+        out,
+        "| documents shipped (the corpus says) | {} ({}) | {} ({}) |",
+        thousands(small.shipped_docs as f64),
+        thousands(small.expected_shipped as f64),
+        thousands(large.shipped_docs as f64),
+        thousands(large.expected_shipped as f64)
+    );
+    let _ = writeln!(
+        out,
+        "| VmRSS holding | {:.1} MiB | {:.1} MiB |",
+        mib(small.rss),
+        mib(large.rss)
+    );
+    let _ = writeln!(out, "\n| per held record | value |\n|---|--:|");
+    let _ = writeln!(out, "| VmRSS | {:.0} bytes |", h.bytes_per_record());
+    let _ = writeln!(
+        out,
+        "| raw line in the file (CRI framing included) | {:.0} bytes |",
+        h.raw_per_line
+    );
+    let _ = writeln!(out, "| document as held (fields added, as `hindsight_fingers_crossed_held_bytes` counts it) | {:.0} bytes |", h.doc_per_record());
+    let _ = writeln!(out, "| VmRSS ÷ raw line | {:.2}× |", h.ratio_to_raw());
+    if !h.consistent() {
+        out.push_str("\n**The buffer did not hold or ship exactly what the corpus says it should; see the figures in parentheses.**\n");
+    }
+    out
+}
+
+fn rate_table(title: &str, outcome: &Outcome<RateFigures>) -> String {
+    match outcome {
+        Outcome::Ok { figures: r } => {
+            let mut out = String::new();
+            let _ = writeln!(out, "| {title} | value |\n|---|--:|");
+            let _ = writeln!(
+                out,
+                "| lines written / delivered | {} / {} in {:.0} s |",
+                thousands(r.written as f64),
+                thousands(r.delivered as f64),
+                r.seconds
+            );
+            let _ = writeln!(
+                out,
+                "| agent CPU (after {:.0} s warm-up) | {:.2} % of one core |",
+                r.warmup_s, r.cpu_percent
+            );
+            let _ = writeln!(
+                out,
+                "| VmRSS / VmHWM | {:.1} / {:.1} MiB |",
+                mib(r.rss),
+                mib(r.peak_rss)
+            );
+            let _ = writeln!(
+                out,
+                "| write → sink latency p50 / p99 / max ({} lines) | {:.0} / {:.0} / {:.0} ms |",
+                thousands(r.latency.count as f64),
+                r.latency.p50_ms,
+                r.latency.p99_ms,
+                r.latency.max_ms
+            );
+            let _ = writeln!(
+                out,
+                "| sink CPU | {:.2} % of one core |",
+                r.sink_cpu_percent
+            );
+            out
+        }
+        Outcome::Failed { error } => format!("{title}: failed: {error}\n"),
+        Outcome::NotRun { reason } => format!("{title}: not run: {reason}\n"),
+    }
+}
+
+fn idle_table(outcome: &Outcome<IdleFigures>) -> String {
+    match outcome {
+        Outcome::Ok { figures: i } => format!(
+            "| idle files | value |\n|---|--:|\n\
+             | files / watched (`hindsight_files_watched`) | {} / {} |\n\
+             | lines read first | {} |\n\
+             | agent CPU over {:.0} s idle | {:.3} % of one core |\n\
+             | VmRSS idle / VmHWM | {:.1} / {:.1} MiB |\n",
+            thousands(i.files as f64),
+            thousands(i.watched),
+            thousands(i.lines as f64),
+            i.seconds,
+            i.cpu_percent,
+            mib(i.rss),
+            mib(i.peak_rss)
+        ),
+        Outcome::Failed { error } => format!("Idle files: failed: {error}\n"),
+        Outcome::NotRun { reason } => format!("Idle files: not run: {reason}\n"),
+    }
+}
+
+fn opensearch_table(outcome: &Outcome<OpenSearchFigures>) -> String {
+    match outcome {
+        Outcome::Ok { figures: o } => format!(
+            "| OpenSearch end to end | value |\n|---|--:|\n\
+             | node | {} at {} (same machine, same cores) |\n\
+             | lines / MB | {} / {:.1} |\n\
+             | spawn → all acknowledged | {:.2} s: {} lines/s, {:.1} MB/s |\n\
+             | spawn → all visible in `_count` | {:.2} s |\n\
+             | agent CPU | {:.2} s ({:.1} CPU s/GB) |\n\
+             | agent peak RSS | {:.1} MiB |\n\
+             | documents the cluster rejected (mapping conflicts between the shapes; dead-lettered) | {} |\n",
+            o.version,
+            o.url,
+            thousands(o.lines as f64),
+            o.input_bytes as f64 / 1e6,
+            o.acked_s,
+            thousands(o.lines as f64 / o.acked_s),
+            o.input_bytes as f64 / 1e6 / o.acked_s,
+            o.visible_s,
+            o.cpu_s,
+            o.cpu_s / (o.input_bytes as f64 / 1e9),
+            mib(o.peak_rss),
+            thousands(o.dead_lettered as f64)
+        ),
+        Outcome::Failed { error } => format!("OpenSearch end to end: failed: {error}\n"),
+        Outcome::NotRun { reason } => format!("OpenSearch end to end: not run: {reason}\n"),
+    }
+}
+
+/// The full report.
+pub fn markdown(results: &Results) -> String {
+    let m = &results.machine;
+    let mut out = String::new();
+    out.push_str("# Benchmarks\n\n");
+    out.push_str("Written by `scripts/bench.sh` (the `bench` driver in `bench/`) from the run it describes; do not edit by hand, run it again.\n\n");
+    if results.quick {
+        out.push_str("> **Quick smoke run** (`--quick`): small corpora, one round. These figures show the harness works; they are not the benchmark.\n\n");
+    }
+    let _ = writeln!(out, "- Command: `{}`", m.command);
+    let _ = writeln!(
+        out,
+        "- Date: {} (UTC); the whole run took {:.0} s",
+        m.date, results.total_s
+    );
+    let _ = writeln!(
+        out,
+        "- Commit: `{}`{}",
+        m.commit,
+        if m.uncommitted_files > 0 {
+            format!(" plus uncommitted changes in {} files", m.uncommitted_files)
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "- Agent: `{}`, release build; {}",
+        m.agent_version, m.rustc
+    );
+    let _ = writeln!(
+        out,
+        "- Machine: {} cores, {}, {} MiB memory, Linux {}",
+        m.cores, m.cpu_model, m.memory_mib, m.kernel
+    );
+    let _ = writeln!(
+        out,
+        "- Load average (1/5/15 min) at the start: {}; at the end: {}",
+        m.load_start, m.load_end
+    );
+    let _ = writeln!(
+        out,
+        "- Throughput cases: {} round(s), round-robin; each row is the run with the median wall time\n",
+        results.sizes.repeat
+    );
+    out.push_str("## Targets (issues 5 and 4)\n\n");
+    out.push_str(&targets_table(results));
+    out.push_str("\n## Throughput: files → local `_bulk` endpoint\n\n");
+    out.push_str(&throughput_table(results));
+    out.push_str(
+        "\n- *wall s*: from spawning the agent to the sink's answer that completed the corpus (startup included).\n\
+         - *MB*: corpus bytes as on disk, CRI framing included (10^6). *CPU s/GB*: agent user + system CPU (all threads, `/proc/<pid>/stat`) per 10^9 input bytes. *MB per CPU-s*: throughput per core, what the targets mean by \"per core\". *cores used*: CPU s ÷ wall s.\n\
+         - *peak RSS*: `VmHWM` of the agent. *sink CPU*: the fake endpoint runs on the same cores; it is not counted in the agent's CPU.\n\
+         - *lines/s 10–90 %*: the rate between 10 % and 90 % of the corpus, leaving out startup and the wait for the last batch's timeout (`batch.timeout`, 1 s), which weigh on short runs: documents at the sink, or, marked *(in)*, lines into the pipeline (`hindsight_events_in_total` polled every 20 ms) for fingers-crossed, which ships fewer documents. Ratios use it when both runs have it: fingers-crossed on/off compares lines into the pipeline, Hindsight/peers documents at the sink.\n\
+         - *spread*: (fastest − slowest) ÷ median lines/s over the rounds.\n\n",
+    );
+    let (checked, invalid) = results
+        .throughput
+        .iter()
+        .flat_map(|c| c.runs.iter())
+        .fold((0, 0), |(c, i), run| {
+            (c + run.sink.validated, i + run.sink.invalid)
+        });
+    let _ = writeln!(
+        out,
+        "The sink parsed every 1000th document as JSON: {} checked, {} not a valid JSON object{}.\n",
+        thousands(checked as f64),
+        thousands(invalid as f64),
+        if invalid > 0 { " — **the output is broken**" } else { "" }
+    );
+    out.push_str("What each case measures:\n\n");
+    for entry in &results.throughput {
+        if entry.agent == "hindsight" {
+            let _ = writeln!(out, "- **{}**: {}", entry.case.title, entry.case.note);
+        }
+    }
+    out.push_str("\n## Fingers-crossed (issue 4)\n\n");
+    out.push_str(&fingers_section(results));
+    out.push_str("\n## Fixed rates\n\nOne live file written by the driver; each line carries its write time (`bench_sent_ns`) and the sink measures write → received. Agent defaults (correlation, gzip, `batch.timeout = 1s`, so latency is mostly the batch timeout).\n\n");
+    out.push_str(&rate_table("10,000 lines/s", &results.steady));
+    out.push('\n');
+    out.push_str(&rate_table("2,000 lines/s", &results.latency));
+    out.push_str("\n## Idle files\n\nEach file holds one short request (a few lines); once every line was delivered the agent is left alone and measured.\n\n");
+    out.push_str(&idle_table(&results.idle));
+    out.push_str("\n## End to end against OpenSearch\n\n");
+    out.push_str(&opensearch_table(&results.opensearch));
+    out.push_str("\n## Peers\n\n");
+    if results.peers_not_run.is_empty() {
+        out.push_str("Vector and Fluent Bit ran the cases marked in the throughput table with the configurations in `bench/peers/` (CRI framing split, the JSON parsed, shipped to the same endpoint).\n");
+    } else {
+        for line in &results.peers_not_run {
+            let _ = writeln!(out, "- Not run: {line}.");
+        }
+        out.push_str("- Set `VECTOR_BIN` / `FLUENTBIT_BIN` to run them (configurations in `bench/peers/`).\n");
+    }
+    out.push_str("\n## Corpora\n\n");
+    out.push_str(&describe_corpus_list(&results.corpora));
+    out.push_str("\nCRI-framed JSON lines in five shapes (pino with numeric levels, zap, logrus, ECS-like with nested `http`/`trace`/`span` objects, a structlog-like record of numbers), requests of 3–12 lines with 64 in flight per file, 2 % failing with the error line last; deterministic (`bench/src/corpus.rs`, seed 42). Files are read from the page cache: disk speed is not measured.\n");
+    out
+}
+
+/// What the console shows at the end.
+pub fn console(results: &Results) -> String {
+    let mut out = String::new();
+    out.push_str(&throughput_table(results));
+    out.push('\n');
+    out.push_str(&targets_table(results));
+    out
+}
+
+/// A progress line for the held-memory case.
+pub fn progress_held(outcome: &Outcome<HeldFigures>) {
+    match outcome {
+        Outcome::Ok { figures: h } => eprintln!(
+            "  {:.0} / {:.0} records held, {:.0} bytes RSS each ({:.2}× the raw line){}",
+            h.fills[0].held_records,
+            h.fills[1].held_records,
+            h.bytes_per_record(),
+            h.ratio_to_raw(),
+            if h.consistent() {
+                ""
+            } else {
+                "; NOT what the corpus says"
+            }
+        ),
+        Outcome::Failed { error } => eprintln!("  FAILED: {error}"),
+        Outcome::NotRun { reason } => eprintln!("  not run: {reason}"),
+    }
+}
+
+/// A progress line for a fixed-rate case.
+pub fn progress_rate(outcome: &Outcome<RateFigures>) {
+    match outcome {
+        Outcome::Ok { figures: r } => eprintln!(
+            "  {:.2} % of a core, RSS {:.1} MiB, latency p50 {:.0} ms p99 {:.0} ms, {}/{} delivered",
+            r.cpu_percent,
+            mib(r.rss),
+            r.latency.p50_ms,
+            r.latency.p99_ms,
+            r.delivered,
+            r.written
+        ),
+        Outcome::Failed { error } => eprintln!("  FAILED: {error}"),
+        Outcome::NotRun { reason } => eprintln!("  not run: {reason}"),
+    }
+}
+
+/// A progress line for the idle case.
+pub fn progress_idle(outcome: &Outcome<IdleFigures>) {
+    match outcome {
+        Outcome::Ok { figures: i } => eprintln!(
+            "  {} files watched, {:.3} % of a core, RSS {:.1} MiB",
+            i.watched,
+            i.cpu_percent,
+            mib(i.rss)
+        ),
+        Outcome::Failed { error } => eprintln!("  FAILED: {error}"),
+        Outcome::NotRun { reason } => eprintln!("  not run: {reason}"),
+    }
+}
+
+/// A progress line for the OpenSearch case.
+pub fn progress_opensearch(outcome: &Outcome<OpenSearchFigures>) {
+    match outcome {
+        Outcome::Ok { figures: o } => eprintln!(
+            "  {} lines acknowledged in {:.2} s ({} lines/s), visible after {:.2} s",
+            o.lines,
+            o.acked_s,
+            thousands(o.lines as f64 / o.acked_s),
+            o.visible_s
+        ),
+        Outcome::Failed { error } => eprintln!("  OpenSearch: FAILED: {error}"),
+        Outcome::NotRun { reason } => eprintln!("  OpenSearch: not run: {reason}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(1_234_567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(-1000.0), "-1,000");
+        assert_eq!(thousands(f64::NAN), "–");
+    }
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The benchmark harness: builds the release agent and the bench crate (bench/), then runs
+# every case and writes BENCHMARKS.md from that run's figures (never edited by hand).
+#
+#   scripts/bench.sh                   # the full run (about 15 minutes on 2 cores): BENCHMARKS.md,
+#                                      #   with scripts/bench-proxy.sh and the extraction bench appended
+#   scripts/bench.sh --quick           # a smoke test (a few minutes):
+#                                      #   $HINDSIGHT_CACHE_DIR/bench/BENCHMARKS.quick.md
+#   scripts/bench.sh --no-opensearch   # skip the end-to-end case against the real OpenSearch
+#   VECTOR_BIN=/path/vector FLUENTBIT_BIN=/path/fluent-bit scripts/bench.sh   # peers side by side
+#
+# Other options go to the driver (`$CARGO_TARGET_DIR/release/bench --help`), e.g. `--lines N`,
+# `--repeat N`, `--out FILE`. The OpenSearch case starts OpenSearch with
+# `scripts/services.sh up opensearch` when nothing answers on 127.0.0.1:9200 (after the other
+# cases, so the JVM does not share the cores with them). Corpora, logs and the raw figures
+# (bench-results.json) stay in $HINDSIGHT_CACHE_DIR/bench. Run it on a quiet machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+command="scripts/bench.sh${*:+ $*}"
+start_opensearch=(--opensearch-start "scripts/services.sh up opensearch")
+for arg in "$@"; do
+  if [ "$arg" = "--no-opensearch" ]; then start_opensearch=(); fi
+done
+
+quick=0
+for arg in "$@"; do
+  if [ "$arg" = "--quick" ]; then quick=1; fi
+done
+
+cargo build --release --locked -p hindsight -p hindsight-bench >&2
+"$CARGO_TARGET_DIR/release/bench" \
+  --repo . \
+  --work-dir "$HINDSIGHT_CACHE_DIR/bench" \
+  --command "$command" \
+  "${start_opensearch[@]}" \
+  "$@"
+
+# The sidecar proxy's overhead (wrk), appended to the full run's report.
+if [ "$quick" = 0 ] && [ "$#" -eq 0 ]; then
+  {
+    echo
+    echo "## Sidecar proxy"
+    echo
+    scripts/bench-proxy.sh 10 16
+    echo
+    echo "## Id extraction"
+    echo
+    echo '```'
+    cargo bench --locked -p hindsight-correlation --bench extract 2>/dev/null | grep 'ns/record'
+    echo '```'
+    echo
+    echo "Command: \`cargo bench -p hindsight-correlation --bench extract\` (1,000,000 iterations per shape)."
+  } >>BENCHMARKS.md
+fi
