@@ -1,9 +1,12 @@
 //! Wires sources, the record builder and sinks together, and runs them until a signal.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use futures::FutureExt as _;
 use hindsight_exporters::elasticsearch::{
     ElasticsearchError, ElasticsearchSink, Readiness, SinkMetrics,
 };
@@ -43,9 +46,14 @@ pub struct Agent {
 /// anything. All component errors are reported together.
 pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
     let started = Instant::now();
-    let raw = std::fs::read(config_path)
-        .with_context(|| format!("{}: cannot read", config_path.display()))?;
-    let config = Config::load(config_path)?;
+    let raw = std::fs::read_to_string(config_path).map_err(|source| {
+        crate::config::ConfigError::Read {
+            path: config_path.to_owned(),
+            source,
+        }
+    })?;
+    // One read: the digest in /_info describes exactly the bytes that were parsed.
+    let config = Config::from_toml(config_path, &raw, |name| std::env::var(name).ok())?;
     let mut registry = new_registry(started);
     let dropped = EventsDropped::default();
     dropped.register(&mut registry);
@@ -80,7 +88,7 @@ pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
                     .into_iter()
                     .map(|problem| format!("outputs.elasticsearch.{problem}")),
             ),
-            other => problems.push(format!("outputs.elasticsearch.{other}")),
+            other => problems.push(format!("outputs.elasticsearch: {other}")),
         })
         .ok();
     let host_name = config
@@ -190,19 +198,40 @@ impl Agent {
         };
 
         // Bound before anything reads, so a taken port fails the start.
+        let failed = Arc::new(AtomicBool::new(false));
         let proxy_task = match proxy {
             Some(proxy) => {
                 let bound = proxy.bind().await.context("proxy")?;
-                Some(tokio::spawn(bound.serve(shutdown.clone())))
+                Some(spawn_stage(
+                    "proxy",
+                    &shutdown,
+                    &failed,
+                    bound.serve(shutdown.clone()),
+                ))
             }
             None => None,
         };
 
         let (events_tx, events_rx) = mpsc::channel::<Vec<LogEvent>>(STAGE_CHANNEL_BATCHES);
         let (records_tx, records_rx) = mpsc::channel::<Vec<LogRecord>>(STAGE_CHANNEL_BATCHES);
-        let source_task = tokio::spawn(source.run(events_tx, shutdown.clone(), grace));
-        let pipeline_task = tokio::spawn(pipeline.run(events_rx, records_tx, outcomes));
-        let sink_task = tokio::spawn(run_sink(sink, records_rx, shutdown.clone()));
+        let source_task = spawn_stage(
+            "inputs.files",
+            &shutdown,
+            &failed,
+            source.run(events_tx, shutdown.clone(), grace),
+        );
+        let mut pipeline_task = spawn_stage(
+            "pipeline",
+            &shutdown,
+            &failed,
+            pipeline.run(events_rx, records_tx, outcomes),
+        );
+        let mut sink_task = spawn_stage(
+            "outputs.elasticsearch",
+            &shutdown,
+            &failed,
+            run_sink(sink, records_rx, shutdown.clone()),
+        );
         tracing::info!(version = env!("CARGO_PKG_VERSION"), "hindsight started");
 
         shutdown.cancelled().await;
@@ -214,8 +243,14 @@ impl Agent {
                 tracing::warn!("proxy: requests still in progress at the end of the grace period");
             }
         }
-        let _ = pipeline_task.await;
-        let mut sink_task = sink_task;
+        // With the output down, the pipeline may be blocked handing records to a full
+        // sink: bound the wait, and drop what it holds (unsettled, so read again).
+        if tokio::time::timeout_at(deadline, &mut pipeline_task)
+            .await
+            .is_err()
+        {
+            pipeline_task.abort();
+        }
         if tokio::time::timeout_at(deadline, &mut sink_task)
             .await
             .is_err()
@@ -226,9 +261,12 @@ impl Agent {
             sink_task.abort();
         }
         match tokio::time::timeout_at(deadline + Duration::from_secs(2), source_task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => tracing::error!(%error, "file source stopped with an error"),
-            Ok(Err(error)) => tracing::error!(%error, "file source task failed"),
+            Ok(Ok(Some(Ok(())))) => {}
+            Ok(Ok(Some(Err(error)))) => {
+                tracing::error!(%error, "file source stopped with an error");
+                failed.store(true, Ordering::SeqCst);
+            }
+            Ok(Ok(None)) | Ok(Err(_)) => failed.store(true, Ordering::SeqCst),
             Err(_) => tracing::warn!("file source did not stop in time; checkpoints may lag"),
         }
         admin_shutdown.cancel();
@@ -236,8 +274,43 @@ impl Agent {
             let _ = task.await;
         }
         tracing::info!("hindsight stopped");
+        if failed.load(Ordering::SeqCst) {
+            anyhow::bail!("a stage stopped unexpectedly (see the log above)");
+        }
         Ok(())
     }
+}
+
+/// Spawns one stage of the agent. A stage that ends (or panics) before shutdown was asked
+/// for is a failure: it is logged, the whole agent shuts down, and it exits non-zero,
+/// rather than staying up, looking healthy and shipping nothing. `None`: it panicked.
+fn spawn_stage<F>(
+    name: &'static str,
+    shutdown: &CancellationToken,
+    failed: &Arc<AtomicBool>,
+    stage: F,
+) -> tokio::task::JoinHandle<Option<F::Output>>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (shutdown, failed) = (shutdown.clone(), failed.clone());
+    tokio::spawn(async move {
+        let output = std::panic::AssertUnwindSafe(stage).catch_unwind().await;
+        if output.is_err() {
+            tracing::error!(stage = name, "panicked; shutting the agent down");
+            failed.store(true, Ordering::SeqCst);
+            shutdown.cancel();
+        } else if !shutdown.is_cancelled() {
+            tracing::error!(
+                stage = name,
+                "stopped unexpectedly; shutting the agent down"
+            );
+            failed.store(true, Ordering::SeqCst);
+            shutdown.cancel();
+        }
+        output.ok()
+    })
 }
 
 /// Waits until a node answers and the index template is in place, then runs the sink.

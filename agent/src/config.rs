@@ -177,12 +177,7 @@ impl Config {
         text: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let interpolated_lines: Vec<usize> = text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| line.contains("${"))
-            .map(|(index, _)| index + 1)
-            .collect();
+        let interpolates = text.contains("${");
         let text =
             interpolate(text, lookup).map_err(|(line, message)| ConfigError::Interpolation {
                 path: path.to_owned(),
@@ -199,8 +194,9 @@ impl Config {
                 Some(span) => {
                     let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
                     let message = inner.message().trim_end();
-                    if interpolated_lines.contains(&line) {
-                        // Serde quotes the offending value; on this line it may be a secret.
+                    if interpolates {
+                        // Serde quotes the offending value, which may hold an interpolated
+                        // secret (a multi-line string can carry one from an earlier line).
                         format!("line {line}: {}", redact_quoted(message))
                     } else {
                         format!("line {line}: {message}")
@@ -386,7 +382,7 @@ fn write_value(out: &mut String, value: &str, context: Context) -> Result<(), &'
         Context::Literal if value.contains('\'') || value.chars().any(char::is_control) => {
             Err("its value cannot be written inside a 'literal' string; use \"...\" quotes")
         }
-        Context::MultiLiteral if value.contains("'''") => {
+        Context::MultiLiteral if value.contains("'''") || value.contains('\n') => {
             Err("its value cannot be written inside a '''literal''' string; use \"...\" quotes")
         }
         Context::Literal | Context::MultiLiteral => {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytesize::ByteSize;
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use hindsight_correlation::condition::FieldCondition;
 use hindsight_correlation::extract::ExtractConfig;
 use hindsight_correlation::fingers_crossed::{
@@ -88,7 +88,8 @@ pub struct FingersCrossedSection {
     /// are dropped first when it is full. Default `128MiB`.
     #[serde(default = "default_max_memory")]
     pub max_memory: ByteSize,
-    /// A 5xx seen by the sidecar proxy flushes that request. Default `true`.
+    /// A 5xx seen by the sidecar proxy flushes that request (what is held of it, and
+    /// with `stop_buffering` everything of it read afterwards). Default `true`.
     #[serde(default = "default_true")]
     pub activate_on_proxy_error: bool,
     /// Field conditions that also flush a request, e.g.
@@ -120,8 +121,9 @@ fn default_max_memory() -> ByteSize {
     ByteSize::mib(128)
 }
 
-/// Which records fingers-crossed buffering applies to; every list is a set of globs, and
-/// an empty list matches everything. A record is in scope when every non-empty list matches.
+/// Which records fingers-crossed buffering applies to; every list is a set of globs (`*`
+/// stays within one path component, `**` crosses them), and an empty list matches
+/// everything. A record is in scope when every non-empty list matches.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeConfig {
@@ -166,14 +168,20 @@ fn glob_set(key: &str, globs: &[String], problems: &mut Vec<String>) -> Option<G
     }
     let mut builder = GlobSetBuilder::new();
     for (index, glob) in globs.iter().enumerate() {
-        match Glob::new(glob) {
+        match GlobBuilder::new(glob).literal_separator(true).build() {
             Ok(glob) => {
                 builder.add(glob);
             }
             Err(error) => problems.push(format!("{key}[{index}]: invalid glob: {error}")),
         }
     }
-    builder.build().ok()
+    match builder.build() {
+        Ok(set) => Some(set),
+        Err(error) => {
+            problems.push(format!("{key}: {error}"));
+            None
+        }
+    }
 }
 
 /// Everything the stage needs, validated.
@@ -382,8 +390,12 @@ impl Pipeline {
             .learn_pair(outcome.request_id.as_str(), outcome.trace_id);
         if let Some(stage) = self.fingers.as_mut() {
             if outcome.is_server_error() && stage.activate_on_proxy_error {
+                // Lines read before this outcome that carried only the trace id are held
+                // under the trace key: flush both.
+                let now = Instant::now();
                 let key = RecordKey::Request(Arc::from(outcome.request_id.as_str()));
-                stage.activate(key, Instant::now(), out);
+                stage.activate(key, now, out);
+                stage.activate(RecordKey::Trace(outcome.trace_id), now, out);
             }
         }
     }
@@ -428,7 +440,19 @@ impl FingersStage {
         now: Instant,
         out: &mut Vec<LogRecord>,
     ) {
-        // A line that states no level (plain text, a JSON line without one) counts as info.
+        // Lines that are not JSON objects (stack traces, panics, a runtime's own messages)
+        // are never held: they are often the only trace of a crash.
+        if built.outcome.wrapped.is_some() {
+            self.metrics
+                .emitted
+                .get_or_create(&ReasonLabel {
+                    reason: EmitReason::Passed.as_str(),
+                })
+                .inc();
+            out.push(built.record);
+            return;
+        }
+        // A JSON line that states no level counts as info.
         let level = built.level.unwrap_or(Level::Info);
         let mut outlet = StageOutlet {
             out,
@@ -738,6 +762,45 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(h.received().await, ["held"]);
+    }
+
+    #[tokio::test]
+    async fn a_proxy_5xx_also_flushes_lines_that_carried_only_the_trace_id() {
+        let mut h = start(Some(long_idle()));
+        let trace = TraceId::from_u64(77).unwrap();
+        let line = format!(
+            r#"{{"level":"debug","trace_id":"{}","msg":"trace only"}}"#,
+            trace.to_hex()
+        );
+        h.send("shop", &[line.as_str()]).await;
+        assert!(h.received().await.is_empty());
+        h.outcomes
+            .send(RequestOutcome {
+                request_id: RequestId::new("r-77").unwrap(),
+                correlation_id: None,
+                trace_id: trace,
+                span_id: SpanId::from_u64(1).unwrap(),
+                status: 500,
+            })
+            .await
+            .unwrap();
+        assert_eq!(h.received().await, ["trace only"]);
+    }
+
+    #[tokio::test]
+    async fn lines_that_are_not_json_objects_are_never_held() {
+        let mut h = start(Some(long_idle()));
+        h.send("shop", &["thread 'main' panicked at src/main.rs:3:5"])
+            .await;
+        let batch = tokio::time::timeout(Duration::from_secs(2), h.records.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&batch[0].doc).unwrap();
+        assert_eq!(
+            value["message"],
+            "thread 'main' panicked at src/main.rs:3:5"
+        );
     }
 
     #[tokio::test]

@@ -428,3 +428,71 @@ async fn invalid_lines_get_defined_outcomes() {
     );
     opensearch.cleanup(&prefix).await;
 }
+
+/// SIGTERM while OpenSearch is unreachable: the agent still exits 0 within its grace
+/// period (the pipeline blocked on a full sink must not hang shutdown), and a restart
+/// once OpenSearch is back delivers every line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_an_outage_is_bounded_and_loses_nothing() {
+    const N: u64 = 30_000;
+    let opensearch = opensearch().await;
+    let target = opensearch.url.trim_start_matches("http://").to_owned();
+    let proxy = Cuttable::start(target, true).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let prefix = unique_prefix("stopdown");
+    let index = format!("{prefix}-*");
+    let mut agent = Agent::start(
+        work.path(),
+        &AgentSetup {
+            include: include_all(work.path()),
+            endpoint: format!("http://{}", proxy.address),
+            prefix: prefix.clone(),
+            ..AgentSetup::default()
+        },
+    );
+    let (ready, _) = agent.admin_get("/readyz").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut ready = ready;
+    while ready != 200 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        ready = agent.admin_get("/readyz").await.0;
+    }
+    assert_eq!(
+        ready,
+        200,
+        "template installed, sink running; log:\n{}",
+        agent.log_tail()
+    );
+    proxy.cut();
+    let mut writer = LogWriter::create(&pods_file(work.path()));
+    for seq in 0..N {
+        writer.write(cri_line("stdout", &app_line(seq, "cri")).as_bytes());
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let begun = std::time::Instant::now();
+    let status = agent.terminate();
+    let took = begun.elapsed();
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        agent.log_tail()
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "shutdown took {took:?} (grace is 10 s)"
+    );
+
+    proxy.restore();
+    agent.restart();
+    opensearch.wait_for_count(&index, N, WAIT).await;
+    let total = opensearch
+        .wait_until_stable(&index, Duration::from_secs(3))
+        .await;
+    let extra = match opensearch.duplicates_of_sequence(&index, "seq", N).await {
+        Ok(extra) => extra,
+        Err(problem) => panic!("{problem}; log:\n{}", agent.log_tail()),
+    };
+    println!("shutdown during an outage took {took:?}; {extra} duplicates after restart");
+    assert_eq!(total, N + extra);
+    opensearch.cleanup(&prefix).await;
+}
