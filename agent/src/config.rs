@@ -86,7 +86,8 @@ pub struct AdminConfig {
     pub address: SocketAddr,
 }
 
-fn default_true() -> bool {
+/// `true`, for `#[serde(default = ...)]` on switches that are on unless turned off.
+pub(crate) fn default_true() -> bool {
     true
 }
 

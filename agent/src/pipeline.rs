@@ -41,7 +41,7 @@ pub struct CorrelationConfig {
     pub fields: ExtractConfig,
     /// Add `hindsight.request.elapsed_ms` and `hindsight.request.since_previous_ms` (time
     /// since the request's first and previous line on this host) to records with a request id.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::config::default_true")]
     pub request_delta: bool,
 }
 
@@ -52,10 +52,6 @@ impl Default for CorrelationConfig {
             request_delta: true,
         }
     }
-}
-
-fn default_true() -> bool {
-    true
 }
 
 /// Fingers-crossed buffering: debug/info records of a request are held and shipped only if
@@ -74,7 +70,7 @@ pub struct FingersCrossedSection {
     pub buffer_size: NonZeroUsize,
     /// After a request failed, pass its records through until it goes idle (`true`,
     /// default), or go back to holding (`false`).
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::config::default_true")]
     pub stop_buffering: bool,
     /// A request with no record for this long is done: its held records are dropped
     /// (or kept, if it is in the `keep_healthy` sample). Default `30s`.
@@ -90,7 +86,7 @@ pub struct FingersCrossedSection {
     pub max_memory: ByteSize,
     /// A 5xx seen by the sidecar proxy flushes that request (what is held of it, and
     /// with `stop_buffering` everything of it read afterwards). Default `true`.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::config::default_true")]
     pub activate_on_proxy_error: bool,
     /// Field conditions that also flush a request, e.g.
     /// `{ field = "http.status", op = ">=", value = 500 }`.

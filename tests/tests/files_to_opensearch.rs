@@ -9,6 +9,20 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
 
+/// Checks that every `seq` in `0..n` arrived and returns how many came twice; on loss,
+/// fails with the agent's log.
+async fn duplicates_of_every_line(
+    opensearch: &OpenSearch,
+    index: &str,
+    n: u64,
+    agent: &Agent,
+) -> u64 {
+    match opensearch.duplicates_of_sequence(index, "seq", n).await {
+        Ok(extra) => extra,
+        Err(problem) => panic!("{problem}; log:\n{}", agent.log_tail()),
+    }
+}
+
 fn pods_file(root: &std::path::Path) -> std::path::PathBuf {
     root.join("var/log/pods/shop_cart-5d9f_6f1c2b9e-0000-4a3b-9c1d-1234567890ab/cart/0.log")
 }
@@ -188,10 +202,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     let total = opensearch
         .wait_until_stable(&index, Duration::from_secs(3))
         .await;
-    let extra = match opensearch.duplicates_of_sequence(&index, "seq", N).await {
-        Ok(extra) => extra,
-        Err(problem) => panic!("{problem}; log:\n{}", agent.log_tail()),
-    };
+    let extra = duplicates_of_every_line(&opensearch, &index, N, &agent).await;
     println!(
         "kill -9 with {at_kill} of {N} documents delivered, checkpoint at byte {checkpointed}: \
          {extra} duplicates after restart"
@@ -266,10 +277,7 @@ async fn backend_outage_then_recovery_delivers_everything() {
     let total = opensearch
         .wait_until_stable(&index, Duration::from_secs(3))
         .await;
-    let extra = match opensearch.duplicates_of_sequence(&index, "seq", N).await {
-        Ok(extra) => extra,
-        Err(problem) => panic!("{problem}; log:\n{}", agent.log_tail()),
-    };
+    let extra = duplicates_of_every_line(&opensearch, &index, N, &agent).await;
     println!("outage: {extra} duplicates (requests cut mid-flight may be resent)");
     assert_eq!(total, N + extra);
     assert!(agent.metric("hindsight_elasticsearch_retries_total").await >= 0.0);
@@ -488,10 +496,7 @@ async fn shutdown_during_an_outage_is_bounded_and_loses_nothing() {
     let total = opensearch
         .wait_until_stable(&index, Duration::from_secs(3))
         .await;
-    let extra = match opensearch.duplicates_of_sequence(&index, "seq", N).await {
-        Ok(extra) => extra,
-        Err(problem) => panic!("{problem}; log:\n{}", agent.log_tail()),
-    };
+    let extra = duplicates_of_every_line(&opensearch, &index, N, &agent).await;
     println!("shutdown during an outage took {took:?}; {extra} duplicates after restart");
     assert_eq!(total, N + extra);
     opensearch.cleanup(&prefix).await;

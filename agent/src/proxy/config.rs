@@ -110,7 +110,7 @@ pub enum IdGeneration {
 pub struct OtlpConfig {
     /// Export spans. When off, requests still get ids and a `traceparent`; no span is
     /// recorded.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::config::default_true")]
     pub enabled: bool,
 
     /// The OTLP receiver's base URL (Jaeger, the OpenTelemetry Collector); `/v1/traces`
@@ -149,7 +149,7 @@ pub enum OtlpProtocol {
 impl Default for OtlpConfig {
     fn default() -> Self {
         OtlpConfig {
-            enabled: default_true(),
+            enabled: crate::config::default_true(),
             endpoint: default_otlp_endpoint(),
             protocol: OtlpProtocol::default(),
             service_name: default_service_name(),
@@ -186,10 +186,6 @@ fn default_max_header_bytes() -> ByteSize {
 
 fn default_request_id_header() -> String {
     hindsight_correlation::propagation::X_REQUEST_ID.to_owned()
-}
-
-fn default_true() -> bool {
-    true
 }
 
 fn default_otlp_endpoint() -> String {
