@@ -47,6 +47,25 @@ pub struct Origin {
     pub path: PathBuf,
     /// Kubernetes identity, when the path follows the kubelet's layout.
     pub kubernetes: Option<KubernetesOrigin>,
+    /// `path` as text (lossy), written into every record as `log.file.path`.
+    path_text: String,
+}
+
+impl Origin {
+    /// The origin of a file at `path`.
+    pub fn new(path: PathBuf, kubernetes: Option<KubernetesOrigin>) -> Self {
+        let path_text = path.to_string_lossy().into_owned();
+        Origin {
+            path,
+            kubernetes,
+            path_text,
+        }
+    }
+
+    /// The path as text, invalid UTF-8 replaced.
+    pub fn path_text(&self) -> &str {
+        &self.path_text
+    }
 }
 
 /// Why a line was changed on its way in.

@@ -616,16 +616,16 @@ mod tests {
     use std::sync::Mutex;
 
     fn origin(namespace: &str) -> Arc<Origin> {
-        Arc::new(Origin {
-            path: PathBuf::from(format!("/var/log/pods/{namespace}_p_u/c/0.log")),
-            kubernetes: Some(KubernetesOrigin {
+        Arc::new(Origin::new(
+            PathBuf::from(format!("/var/log/pods/{namespace}_p_u/c/0.log")),
+            Some(KubernetesOrigin {
                 namespace: namespace.into(),
                 pod_name: "p".into(),
                 pod_uid: None,
                 container_name: "c".into(),
                 container_id: None,
             }),
-        })
+        ))
     }
 
     struct Harness {

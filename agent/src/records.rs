@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hindsight_correlation::ecs::{AddedFields, FieldValue};
+use hindsight_correlation::ecs::{AddedFields, Field, FieldValue};
 use hindsight_correlation::extract::{Extracted, FieldSet};
 use hindsight_correlation::fingers_crossed::SampleKey;
 use hindsight_correlation::id_pairs::IdPairs;
@@ -197,7 +197,7 @@ impl RecordBuilder {
                     .or(runtime_time)
                     .unwrap_or_else(Timestamp::now);
                 if scan.top.root("@timestamp") == RootUse::Absent {
-                    added.push("@timestamp", FieldValue::from(time.to_rfc3339()));
+                    added.push(Field::Timestamp, time);
                 }
                 extracted.add_ecs_fields(&mut added);
                 let key = self.identify(extracted, &mut added, &event);
@@ -222,7 +222,7 @@ impl RecordBuilder {
                 let time = runtime_time.unwrap_or_else(Timestamp::now);
                 let text = String::from_utf8_lossy(&line);
                 let mut doc = ObjectWriter::new(&mut self.buffer);
-                doc.field_str("@timestamp", &time.to_rfc3339());
+                FieldValue::Time(time).write_into(doc.key("@timestamp"));
                 doc.field_str("message", &text);
                 doc.key("tags")
                     .extend_from_slice(format!("[\"{}\"]", reason.tag()).as_bytes());
@@ -260,20 +260,14 @@ impl RecordBuilder {
             (Some(request_id), trace_id) => {
                 if trace_id.is_none() {
                     if let Some(paired) = self.pairs.trace_of(request_id) {
-                        added.push(
-                            hindsight_correlation::ecs::TRACE_ID,
-                            FieldValue::TraceId(paired),
-                        );
+                        added.push(Field::TraceId, FieldValue::TraceId(paired));
                     }
                 }
                 RecordKey::Request(Arc::from(&**request_id))
             }
             (None, Some(trace_id)) => match self.pairs.request_of(trace_id) {
                 Some(request_id) => {
-                    added.push(
-                        hindsight_correlation::ecs::HTTP_REQUEST_ID,
-                        FieldValue::from(request_id.to_owned()),
-                    );
+                    added.push(Field::HttpRequestId, request_id.to_owned());
                     RecordKey::Request(Arc::from(request_id))
                 }
                 None => RecordKey::Trace(trace_id),
@@ -287,26 +281,23 @@ impl RecordBuilder {
 fn add_agent_fields<'e>(added: &mut AddedFields<'e>, event: &'e LogEvent, host_name: &'e str) {
     let origin: &Origin = &event.origin;
     if let Some(kubernetes) = &origin.kubernetes {
-        added.push("kubernetes.namespace", kubernetes.namespace.as_str());
-        added.push("kubernetes.pod.name", kubernetes.pod_name.as_str());
+        added.push(Field::KubernetesNamespace, kubernetes.namespace.as_str());
+        added.push(Field::KubernetesPodName, kubernetes.pod_name.as_str());
         if let Some(uid) = &kubernetes.pod_uid {
-            added.push("kubernetes.pod.uid", uid.as_str());
+            added.push(Field::KubernetesPodUid, uid.as_str());
         }
         added.push(
-            "kubernetes.container.name",
+            Field::KubernetesContainerName,
             kubernetes.container_name.as_str(),
         );
         if let Some(id) = &kubernetes.container_id {
-            added.push("kubernetes.container.id", id.as_str());
+            added.push(Field::KubernetesContainerId, id.as_str());
         }
     }
-    added.push("host.name", host_name);
-    added.push(
-        hindsight_correlation::ecs::LOG_FILE_PATH,
-        FieldValue::Str(origin.path.to_string_lossy()),
-    );
+    added.push(Field::HostName, host_name);
+    added.push(Field::LogFilePath, origin.path_text());
     if let Some(stream) = event.stream {
-        added.push("stream", stream.as_str());
+        added.push(Field::Stream, stream.as_str());
     }
 }
 
@@ -324,16 +315,16 @@ mod tests {
             line: Bytes::copy_from_slice(line),
             runtime_time: Some(Bytes::from_static(b"2026-11-23T10:00:00.123456789Z")),
             stream: Some(Stream::Stderr),
-            origin: Arc::new(Origin {
-                path: PathBuf::from("/var/log/pods/shop_cart-7d_0a1b/cart/0.log"),
-                kubernetes: Some(KubernetesOrigin {
+            origin: Arc::new(Origin::new(
+                PathBuf::from("/var/log/pods/shop_cart-7d_0a1b/cart/0.log"),
+                Some(KubernetesOrigin {
                     namespace: "shop".into(),
                     pod_name: "cart-7d".into(),
                     pod_uid: Some("0a1b".into()),
                     container_name: "cart".into(),
                     container_id: None,
                 }),
-            }),
+            )),
             flags: LineFlags { truncated },
             ack: Ack::none(),
         }

@@ -11,7 +11,7 @@
 //! already has ([`TopLevel::occupied`]) is left out, so the original value stands.
 //!
 //! ```
-//! use hindsight_correlation::ecs::{AddedFields, LOG_FILE_PATH};
+//! use hindsight_correlation::ecs::{AddedFields, Field};
 //! use hindsight_correlation::extract::FieldSet;
 //! use hindsight_correlation::json::ObjectWriter;
 //!
@@ -19,7 +19,7 @@
 //! let scan = FieldSet::default().scan(line).unwrap();
 //! let mut fields = AddedFields::new();
 //! scan.extracted.add_ecs_fields(&mut fields);
-//! fields.push(LOG_FILE_PATH, "/var/log/app.log");
+//! fields.push(Field::LogFilePath, "/var/log/app.log");
 //!
 //! let mut out = Vec::new();
 //! let mut doc = ObjectWriter::splice(&mut out, line, &scan.top);
@@ -35,7 +35,8 @@
 use std::borrow::Cow;
 
 use crate::ids::{SpanId, TraceId};
-use crate::json::{write_str, ObjectWriter, RootUse, TopLevel};
+use crate::json::{write_str, ObjectWriter, RootUse, TopLevel, AGENT_PATHS, AGENT_ROOTS};
+use crate::time::Timestamp;
 
 /// `trace.id`: the trace id, 32 lower-case hex digits.
 pub const TRACE_ID: &str = "trace.id";
@@ -54,6 +55,164 @@ pub const REQUEST_ELAPSED_MS: &str = "hindsight.request.elapsed_ms";
 /// `hindsight.request.since_previous_ms`: see [`crate::request_delta`].
 pub const REQUEST_SINCE_PREVIOUS_MS: &str = "hindsight.request.since_previous_ms";
 
+/// A field the agent adds to records.
+///
+/// The variants are in the order fields are written: members of one object are
+/// neighbours, so a document is written in one pass without grouping at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Field {
+    /// `@timestamp`.
+    Timestamp,
+    /// [`TRACE_ID`].
+    TraceId,
+    /// [`SPAN_ID`].
+    SpanId,
+    /// [`HTTP_REQUEST_ID`].
+    HttpRequestId,
+    /// [`LABELS_CORRELATION_ID`].
+    LabelsCorrelationId,
+    /// [`LOG_LEVEL`].
+    LogLevel,
+    /// [`LOG_FILE_PATH`].
+    LogFilePath,
+    /// [`REQUEST_ELAPSED_MS`].
+    RequestElapsedMs,
+    /// [`REQUEST_SINCE_PREVIOUS_MS`].
+    RequestSincePreviousMs,
+    /// `kubernetes.namespace`.
+    KubernetesNamespace,
+    /// `kubernetes.pod.name`.
+    KubernetesPodName,
+    /// `kubernetes.pod.uid`.
+    KubernetesPodUid,
+    /// `kubernetes.container.name`.
+    KubernetesContainerName,
+    /// `kubernetes.container.id`.
+    KubernetesContainerId,
+    /// `host.name`.
+    HostName,
+    /// `stream`: `stdout` or `stderr`.
+    Stream,
+}
+
+/// How many [`Field`]s there are.
+const FIELD_COUNT: usize = Field::Stream as usize + 1;
+
+/// What is known about a [`Field`] without looking at a record.
+#[derive(Debug)]
+struct Spec {
+    path: &'static str,
+    /// The path's dotted segments.
+    segments: &'static [&'static str],
+    /// Index of the first segment in [`AGENT_ROOTS`].
+    root: usize,
+    /// Bit of the path in [`AGENT_PATHS`] (0 when it is not tracked there).
+    occupied_bit: u32,
+}
+
+/// [`Spec`]s by [`Field`], built from the path names so the tables cannot disagree.
+const SPECS: [Spec; FIELD_COUNT] = [
+    spec("@timestamp", &["@timestamp"]),
+    spec(TRACE_ID, &["trace", "id"]),
+    spec(SPAN_ID, &["span", "id"]),
+    spec(HTTP_REQUEST_ID, &["http", "request", "id"]),
+    spec(LABELS_CORRELATION_ID, &["labels", "correlation_id"]),
+    spec(LOG_LEVEL, &["log", "level"]),
+    spec(LOG_FILE_PATH, &["log", "file", "path"]),
+    spec(REQUEST_ELAPSED_MS, &["hindsight", "request", "elapsed_ms"]),
+    spec(
+        REQUEST_SINCE_PREVIOUS_MS,
+        &["hindsight", "request", "since_previous_ms"],
+    ),
+    spec("kubernetes.namespace", &["kubernetes", "namespace"]),
+    spec("kubernetes.pod.name", &["kubernetes", "pod", "name"]),
+    spec("kubernetes.pod.uid", &["kubernetes", "pod", "uid"]),
+    spec(
+        "kubernetes.container.name",
+        &["kubernetes", "container", "name"],
+    ),
+    spec(
+        "kubernetes.container.id",
+        &["kubernetes", "container", "id"],
+    ),
+    spec("host.name", &["host", "name"]),
+    spec("stream", &["stream"]),
+];
+
+const fn spec(path: &'static str, segments: &'static [&'static str]) -> Spec {
+    Spec {
+        path,
+        segments,
+        root: position(AGENT_ROOTS, segments[0]),
+        occupied_bit: match find(AGENT_PATHS, path) {
+            Some(index) => 1 << index,
+            None => 0,
+        },
+    }
+}
+
+/// Index of `name` in `list`; a compile error when it is missing.
+const fn position(list: &[&str], name: &str) -> usize {
+    match find(list, name) {
+        Some(index) => index,
+        None => panic!("an added field's root must be one of AGENT_ROOTS"),
+    }
+}
+
+const fn find(list: &[&str], name: &str) -> Option<usize> {
+    let mut index = 0;
+    while index < list.len() {
+        if const_eq(list[index], name) {
+            return Some(index);
+        }
+        index += 1;
+    }
+    None
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut at = 0;
+    while at < a.len() {
+        if a[at] != b[at] {
+            return false;
+        }
+        at += 1;
+    }
+    true
+}
+
+impl Field {
+    /// Every field, in writing order.
+    pub const ALL: [Field; FIELD_COUNT] = [
+        Field::Timestamp,
+        Field::TraceId,
+        Field::SpanId,
+        Field::HttpRequestId,
+        Field::LabelsCorrelationId,
+        Field::LogLevel,
+        Field::LogFilePath,
+        Field::RequestElapsedMs,
+        Field::RequestSincePreviousMs,
+        Field::KubernetesNamespace,
+        Field::KubernetesPodName,
+        Field::KubernetesPodUid,
+        Field::KubernetesContainerName,
+        Field::KubernetesContainerId,
+        Field::HostName,
+        Field::Stream,
+    ];
+
+    /// The dotted path, e.g. `log.file.path`.
+    pub fn path(self) -> &'static str {
+        SPECS[self as usize].path
+    }
+}
+
 /// A value to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldValue<'v> {
@@ -65,6 +224,8 @@ pub enum FieldValue<'v> {
     TraceId(TraceId),
     /// A span id, written as a 16-digit hex string.
     SpanId(SpanId),
+    /// A time, written as RFC 3339 text in UTC ([`Timestamp::to_rfc3339`]).
+    Time(Timestamp),
 }
 
 impl<'v> From<&'v str> for FieldValue<'v> {
@@ -85,15 +246,35 @@ impl From<u64> for FieldValue<'_> {
     }
 }
 
+impl From<Timestamp> for FieldValue<'_> {
+    fn from(time: Timestamp) -> Self {
+        FieldValue::Time(time)
+    }
+}
+
 impl FieldValue<'_> {
-    fn write(&self, out: &mut Vec<u8>) {
+    /// Appends the value as JSON to `out`.
+    pub fn write_into(&self, out: &mut Vec<u8>) {
         match self {
             FieldValue::Str(text) => write_str(out, text),
             FieldValue::U64(number) => write_u64(out, *number),
-            FieldValue::TraceId(id) => write_str(out, &id.to_hex()),
-            FieldValue::SpanId(id) => write_str(out, &id.to_hex()),
+            // Hex digits need no escaping.
+            FieldValue::TraceId(id) => write_quoted(out, id.to_hex().as_bytes()),
+            FieldValue::SpanId(id) => write_quoted(out, id.to_hex().as_bytes()),
+            FieldValue::Time(time) => {
+                out.push(b'"');
+                time.write_rfc3339(out);
+                out.push(b'"');
+            }
         }
     }
+}
+
+/// Writes text known to need no escaping, with quotes.
+fn write_quoted(out: &mut Vec<u8>, plain: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(plain);
+    out.push(b'"');
 }
 
 fn write_u64(out: &mut Vec<u8>, mut number: u64) {
@@ -110,125 +291,122 @@ fn write_u64(out: &mut Vec<u8>, mut number: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
-/// Fields to add to one record, by dotted path, in the order they were pushed.
+/// Fields to add to one record, at most one value per [`Field`].
 ///
-/// Paths should start with one of [`AGENT_ROOTS`](crate::json::AGENT_ROOTS): only those
-/// roots' use in the original is known. Reuse one across records with [`AddedFields::clear`].
+/// Reuse one across records with [`AddedFields::clear`].
 #[derive(Debug, Clone, Default)]
 pub struct AddedFields<'v> {
-    fields: Vec<(&'static str, FieldValue<'v>)>,
+    values: [Option<FieldValue<'v>>; FIELD_COUNT],
 }
 
 impl<'v> AddedFields<'v> {
     /// No fields.
     pub fn new() -> Self {
-        AddedFields { fields: Vec::new() }
+        AddedFields::default()
     }
 
-    /// Adds `path` (dotted, e.g. `log.level`), replacing a value pushed earlier for it.
-    pub fn push(&mut self, path: &'static str, value: impl Into<FieldValue<'v>>) {
-        let value = value.into();
-        match self.fields.iter_mut().find(|(known, _)| *known == path) {
-            Some(slot) => slot.1 = value,
-            None => self.fields.push((path, value)),
-        }
+    /// Sets `field`, replacing a value pushed earlier for it.
+    pub fn push(&mut self, field: Field, value: impl Into<FieldValue<'v>>) {
+        self.values[field as usize] = Some(value.into());
     }
 
-    /// The value pushed for `path`.
-    pub fn get(&self, path: &str) -> Option<&FieldValue<'v>> {
-        self.fields
-            .iter()
-            .find(|(known, _)| *known == path)
-            .map(|(_, value)| value)
+    /// The value pushed for `field`.
+    pub fn get(&self, field: Field) -> Option<&FieldValue<'v>> {
+        self.values[field as usize].as_ref()
     }
 
-    /// Removes every field, keeping the allocation.
+    /// Removes every field.
     pub fn clear(&mut self) {
-        self.fields.clear();
+        self.values = Default::default();
     }
 
     /// True when nothing was pushed.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.values.iter().all(Option::is_none)
     }
 
     /// Writes the fields into `doc`, each root once, skipping what `top` (the original's
     /// scan) already has. With `top` of a new object ([`TopLevel::default`]), writes all.
     pub fn write(&self, doc: &mut ObjectWriter<'_>, top: &TopLevel<'_>) {
-        let fields = &self.fields;
-        let keep = |index: usize| {
-            let path = fields[index].0;
-            !top.occupied(path)
-                && match top.root(root_of(path)) {
+        // The fields to write, by index, in `Field` order: members of one object are
+        // neighbours, so every object is written in one pass.
+        let mut kept = [0u8; FIELD_COUNT];
+        let mut count = 0;
+        for (index, (spec, value)) in SPECS.iter().zip(&self.values).enumerate() {
+            let keep = value.is_some()
+                && !top.occupies_any(spec.occupied_bit)
+                && match top.root_at(spec.root) {
                     RootUse::Absent => true,
-                    RootUse::Object => path.contains('.'),
+                    RootUse::Object => spec.segments.len() > 1,
                     RootUse::Scalar => false,
-                }
-        };
-        // The grouping below asks about each field many times; answer from a table.
-        let mut cached = [false; 32];
-        for (index, slot) in cached.iter_mut().enumerate().take(fields.len()) {
-            *slot = keep(index);
-        }
-        let kept = |index: usize| cached.get(index).copied().unwrap_or_else(|| keep(index));
-        for index in 0..fields.len() {
-            let (path, value) = &fields[index];
-            let root = root_of(path);
-            if !kept(index)
-                || (0..index).any(|earlier| kept(earlier) && root_of(fields[earlier].0) == root)
-            {
-                continue;
+                };
+            if keep {
+                kept[count] = index as u8;
+                count += 1;
             }
-            match top.root(root) {
+        }
+        let kept = &kept[..count];
+        let mut at = 0;
+        while at < kept.len() {
+            let root = SPECS[kept[at] as usize].root;
+            let end = at + group_len(&kept[at..], |spec| spec.root == root);
+            let group = &kept[at..end];
+            let first = &SPECS[group[0] as usize];
+            match top.root_at(root) {
+                // Dotted keys, which Elasticsearch merges into the original's object.
                 RootUse::Object => {
-                    for (path, value) in (index..fields.len())
-                        .filter(|&later| kept(later) && root_of(fields[later].0) == root)
-                        .map(|later| &fields[later])
-                    {
-                        value.write(doc.key(path));
+                    for &index in group {
+                        self.write_value(index, doc.key(SPECS[index as usize].path));
                     }
                 }
-                _ if path.len() == root.len() => value.write(doc.key(path)),
-                _ => doc.field_object(root, |inner| {
-                    write_level(inner, fields, &kept, &path[..=root.len()])
-                }),
+                _ if first.segments.len() == 1 => self.write_value(group[0], doc.key(first.path)),
+                _ => self.write_object(doc.key(first.segments[0]), group, 1),
+            }
+            at = end;
+        }
+    }
+
+    fn write_value(&self, index: u8, out: &mut Vec<u8>) {
+        if let Some(value) = &self.values[index as usize] {
+            value.write_into(out);
+        }
+    }
+
+    /// Writes `group` (indexes of fields sharing their first `depth` segments) as one
+    /// object keyed by the segment at `depth`.
+    fn write_object(&self, out: &mut Vec<u8>, group: &[u8], depth: usize) {
+        out.push(b'{');
+        let mut at = 0;
+        while at < group.len() {
+            if at > 0 {
+                out.push(b',');
+            }
+            let segments = SPECS[group[at] as usize].segments;
+            let name = segments[depth];
+            write_quoted(out, name.as_bytes());
+            out.push(b':');
+            if segments.len() == depth + 1 {
+                self.write_value(group[at], out);
+                at += 1;
+            } else {
+                let end = at
+                    + group_len(&group[at..], |spec| {
+                        spec.segments.len() > depth + 1 && spec.segments[depth] == name
+                    });
+                self.write_object(out, &group[at..end], depth + 1);
+                at = end;
             }
         }
+        out.push(b'}');
     }
 }
 
-/// The first segment of a dotted path.
-fn root_of(path: &str) -> &str {
-    path.split('.').next().unwrap_or(path)
-}
-
-/// Writes the kept fields under `prefix` (ending in `.`) as members of `doc`, grouping
-/// by the next segment.
-fn write_level(
-    doc: &mut ObjectWriter<'_>,
-    fields: &[(&'static str, FieldValue<'_>)],
-    kept: &dyn Fn(usize) -> bool,
-    prefix: &str,
-) {
-    let segment_at = |index: usize| -> Option<&str> {
-        let rest = fields[index].0.strip_prefix(prefix)?;
-        kept(index).then(|| root_of(rest))
-    };
-    for index in 0..fields.len() {
-        let Some(segment) = segment_at(index) else {
-            continue;
-        };
-        if (0..index).any(|earlier| segment_at(earlier) == Some(segment)) {
-            continue;
-        }
-        let (path, value) = &fields[index];
-        if path.len() == prefix.len() + segment.len() {
-            value.write(doc.key(segment));
-        } else {
-            let deeper = &path[..prefix.len() + segment.len() + 1];
-            doc.field_object(segment, |inner| write_level(inner, fields, kept, deeper));
-        }
-    }
+/// How many of `indexes`, from the first, have a spec that `same` accepts (at least one).
+fn group_len(indexes: &[u8], same: impl Fn(&Spec) -> bool) -> usize {
+    1 + indexes[1..]
+        .iter()
+        .take_while(|&&index| same(&SPECS[index as usize]))
+        .count()
 }
 
 #[cfg(test)]
@@ -254,18 +432,18 @@ mod tests {
     }
 
     #[test]
-    fn absent_roots_become_one_object_each() {
+    fn absent_roots_become_one_object_each_in_field_order() {
         let text = write(r#"{"msg":"x"}"#, |fields| {
-            fields.push(LOG_LEVEL, "info");
-            fields.push(TRACE_ID, FieldValue::TraceId(trace()));
-            fields.push(LOG_FILE_PATH, "/p");
-            fields.push(REQUEST_ELAPSED_MS, 12u64);
-            fields.push(REQUEST_SINCE_PREVIOUS_MS, 0u64);
-            fields.push("stream", "stdout");
+            fields.push(Field::LogLevel, "info");
+            fields.push(Field::TraceId, FieldValue::TraceId(trace()));
+            fields.push(Field::LogFilePath, "/p");
+            fields.push(Field::RequestElapsedMs, 12u64);
+            fields.push(Field::RequestSincePreviousMs, 0u64);
+            fields.push(Field::Stream, "stdout");
         });
         assert_eq!(
             text,
-            r#"{"msg":"x","log":{"level":"info","file":{"path":"/p"}},"trace":{"id":"000000000000000000000000000000ab"},"hindsight":{"request":{"elapsed_ms":12,"since_previous_ms":0}},"stream":"stdout"}"#
+            r#"{"msg":"x","trace":{"id":"000000000000000000000000000000ab"},"log":{"level":"info","file":{"path":"/p"}},"hindsight":{"request":{"elapsed_ms":12,"since_previous_ms":0}},"stream":"stdout"}"#
         );
     }
 
@@ -274,15 +452,15 @@ mod tests {
         let text = write(
             r#"{"log":{"logger":"main"},"trace":"abc","http":{"method":"GET"}}"#,
             |fields| {
-                fields.push(LOG_LEVEL, "warn");
-                fields.push(LOG_FILE_PATH, "/p");
-                fields.push(TRACE_ID, FieldValue::TraceId(trace()));
-                fields.push(HTTP_REQUEST_ID, "r");
+                fields.push(Field::LogLevel, "warn");
+                fields.push(Field::LogFilePath, "/p");
+                fields.push(Field::TraceId, FieldValue::TraceId(trace()));
+                fields.push(Field::HttpRequestId, "r");
             },
         );
         assert_eq!(
             text,
-            r#"{"log":{"logger":"main"},"trace":"abc","http":{"method":"GET"},"log.level":"warn","log.file.path":"/p","http.request.id":"r"}"#
+            r#"{"log":{"logger":"main"},"trace":"abc","http":{"method":"GET"},"http.request.id":"r","log.level":"warn","log.file.path":"/p"}"#
         );
     }
 
@@ -298,9 +476,9 @@ mod tests {
             r#"{"log":{"level":"INFO"},"trace":{"id":"x"},"http.request":"GET /"}"#,
         ] {
             let text = write(line, |fields| {
-                fields.push(LOG_LEVEL, "info");
-                fields.push(TRACE_ID, FieldValue::TraceId(trace()));
-                fields.push(HTTP_REQUEST_ID, "other");
+                fields.push(Field::LogLevel, "info");
+                fields.push(Field::TraceId, FieldValue::TraceId(trace()));
+                fields.push(Field::HttpRequestId, "other");
             });
             assert!(
                 !text.contains("\"info\"") && !text.contains("other") && !text.contains("0000ab"),
@@ -314,8 +492,8 @@ mod tests {
         // `log.level` is there, `log.file.path` is not: write the root as an object with
         // only the missing member (Elasticsearch merges `log.level` and `log` objects).
         let text = write(r#"{"log.level":"INFO"}"#, |fields| {
-            fields.push(LOG_LEVEL, "info");
-            fields.push(LOG_FILE_PATH, "/p");
+            fields.push(Field::LogLevel, "info");
+            fields.push(Field::LogFilePath, "/p");
         });
         assert_eq!(text, r#"{"log.level":"INFO","log":{"file":{"path":"/p"}}}"#);
     }
@@ -323,8 +501,8 @@ mod tests {
     #[test]
     fn push_replaces_and_strings_are_escaped() {
         let text = write("{}", |fields| {
-            fields.push(HTTP_REQUEST_ID, "first");
-            fields.push(HTTP_REQUEST_ID, String::from("a\"b"));
+            fields.push(Field::HttpRequestId, "first");
+            fields.push(Field::HttpRequestId, String::from("a\"b"));
         });
         assert_eq!(text, r#"{"http":{"request":{"id":"a\"b"}}}"#);
     }

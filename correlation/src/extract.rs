@@ -33,7 +33,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ecs::{self, AddedFields, FieldValue};
+use crate::ecs::{AddedFields, Field, FieldValue};
 use crate::ids::{RequestId, SpanId, TraceId};
 use crate::json::{NotAnObject, TopLevel, TIME_FIELDS};
 use crate::level::Level;
@@ -388,28 +388,28 @@ impl<'a> Extracted<'a> {
     /// [`AddedFields::write`] then leaves out any the original already has.
     pub fn add_ecs_fields<'s>(&'s self, fields: &mut AddedFields<'s>) {
         if let Some(trace_id) = self.trace_id {
-            fields.push(ecs::TRACE_ID, FieldValue::TraceId(trace_id));
+            fields.push(Field::TraceId, FieldValue::TraceId(trace_id));
         }
         if let Some(span_id) = self.span_id {
-            fields.push(ecs::SPAN_ID, FieldValue::SpanId(span_id));
+            fields.push(Field::SpanId, FieldValue::SpanId(span_id));
         }
         if let Some(request_id) = &self.request_id {
             fields.push(
-                ecs::HTTP_REQUEST_ID,
+                Field::HttpRequestId,
                 FieldValue::Str(Cow::Borrowed(request_id)),
             );
         }
         if let Some(correlation_id) = &self.correlation_id {
             if self.request_id.as_deref() != Some(&**correlation_id) {
                 fields.push(
-                    ecs::LABELS_CORRELATION_ID,
+                    Field::LabelsCorrelationId,
                     FieldValue::Str(Cow::Borrowed(correlation_id)),
                 );
             }
         }
         if let Some(level) = self.level {
             fields.push(
-                ecs::LOG_LEVEL,
+                Field::LogLevel,
                 FieldValue::Str(Cow::Borrowed(level.as_str())),
             );
         }

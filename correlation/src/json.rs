@@ -112,13 +112,23 @@ impl<'a> TopLevel<'a> {
     /// How the original uses one of [`AGENT_ROOTS`]: absent, an object, or something else.
     pub fn root(&self, name: &str) -> RootUse {
         match AGENT_ROOTS.iter().position(|root| *root == name) {
-            Some(index) => match self.roots[index] {
-                None => RootUse::Absent,
-                Some(true) => RootUse::Object,
-                Some(false) => RootUse::Scalar,
-            },
+            Some(index) => self.root_at(index),
             None => RootUse::Absent,
         }
+    }
+
+    /// [`TopLevel::root`] by index in [`AGENT_ROOTS`].
+    pub(crate) fn root_at(&self, index: usize) -> RootUse {
+        match self.roots.get(index).copied().flatten() {
+            None => RootUse::Absent,
+            Some(true) => RootUse::Object,
+            Some(false) => RootUse::Scalar,
+        }
+    }
+
+    /// True when any of `bits` ([`AGENT_PATHS`] bits) is occupied.
+    pub(crate) fn occupies_any(&self, bits: u32) -> bool {
+        self.occupied & bits != 0
     }
 
     /// True when the agent must not add `path`, one of [`AGENT_PATHS`], because the
@@ -231,9 +241,35 @@ impl<'o> ObjectWriter<'o> {
 
 /// Writes `value` as a JSON string (with quotes), escaping per RFC 8259.
 pub fn write_str(out: &mut Vec<u8>, value: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
     let bytes = value.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    if needs_escaping(bytes) {
+        write_escaped(out, bytes);
+    } else {
+        out.extend_from_slice(bytes);
+    }
+    out.push(b'"');
+}
+
+/// True when `bytes` hold a quote, a backslash or a control character. Branch-free over
+/// 16-byte chunks, so the compiler vectorises it: most values need no escaping.
+fn needs_escaping(bytes: &[u8]) -> bool {
+    let special = |byte: u8| (byte < 0x20) | (byte == b'"') | (byte == b'\\');
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        if chunk
+            .iter()
+            .fold(false, |found, &byte| found | special(byte))
+        {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&byte| special(byte))
+}
+
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
     for (index, &byte) in bytes.iter().enumerate() {
         let escape: &[u8] = match byte {
@@ -258,7 +294,6 @@ pub fn write_str(out: &mut Vec<u8>, value: &str) {
         start = index + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ecs::{self, AddedFields, FieldValue};
+use crate::ecs::{AddedFields, Field, FieldValue};
 use crate::time::Timestamp;
 
 /// The default bound on remembered request ids.
@@ -83,9 +83,9 @@ impl RequestDelta {
 
     /// Adds `hindsight.request.elapsed_ms` and `hindsight.request.since_previous_ms`.
     pub fn add_ecs_fields(&self, fields: &mut AddedFields<'_>) {
-        fields.push(ecs::REQUEST_ELAPSED_MS, FieldValue::U64(self.elapsed_ms()));
+        fields.push(Field::RequestElapsedMs, FieldValue::U64(self.elapsed_ms()));
         fields.push(
-            ecs::REQUEST_SINCE_PREVIOUS_MS,
+            Field::RequestSincePreviousMs,
             FieldValue::U64(self.since_previous_ms()),
         );
     }
@@ -366,11 +366,11 @@ mod tests {
         }
         .add_ecs_fields(&mut fields);
         assert_eq!(
-            fields.get(ecs::REQUEST_ELAPSED_MS),
+            fields.get(Field::RequestElapsedMs),
             Some(&FieldValue::U64(1))
         );
         assert_eq!(
-            fields.get(ecs::REQUEST_SINCE_PREVIOUS_MS),
+            fields.get(Field::RequestSincePreviousMs),
             Some(&FieldValue::U64(0))
         );
     }

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc};
 
 use crate::json::TimeValue;
 
@@ -41,14 +41,67 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with the precision the source had (at least milliseconds).
     pub fn to_rfc3339(self) -> String {
-        let format = if self.0.timestamp_subsec_nanos() % 1_000_000 == 0 {
-            SecondsFormat::Millis
-        } else if self.0.timestamp_subsec_nanos() % 1_000 == 0 {
-            SecondsFormat::Micros
-        } else {
-            SecondsFormat::Nanos
-        };
-        self.0.to_rfc3339_opts(format, true)
+        let mut out = Vec::with_capacity(30);
+        self.write_rfc3339(&mut out);
+        // Only ASCII digits and separators are written.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends [`Timestamp::to_rfc3339`]'s text to `out` without allocating: this runs
+    /// once per record.
+    pub fn write_rfc3339(self, out: &mut Vec<u8>) {
+        let time = self.0;
+        let year = time.year();
+        if !(0..=9999).contains(&year) {
+            // Signed or five-digit years: rare enough for chrono's general formatter.
+            let nanos = time.timestamp_subsec_nanos();
+            out.extend_from_slice(time.to_rfc3339_opts(precision(nanos), true).as_bytes());
+            return;
+        }
+        write_digits(out, year as u32, 4);
+        out.push(b'-');
+        write_digits(out, time.month(), 2);
+        out.push(b'-');
+        write_digits(out, time.day(), 2);
+        out.push(b'T');
+        write_digits(out, time.hour(), 2);
+        out.push(b':');
+        write_digits(out, time.minute(), 2);
+        out.push(b':');
+        // A leap second is kept in the nanoseconds by chrono (≥ 1e9): write it as :60.
+        let nanos = time.timestamp_subsec_nanos();
+        let leap = nanos >= 1_000_000_000;
+        write_digits(out, time.second() + u32::from(leap), 2);
+        let nanos = nanos % 1_000_000_000;
+        out.push(b'.');
+        match precision(nanos) {
+            SecondsFormat::Millis => write_digits(out, nanos / 1_000_000, 3),
+            SecondsFormat::Micros => write_digits(out, nanos / 1_000, 6),
+            _ => write_digits(out, nanos, 9),
+        }
+        out.push(b'Z');
+    }
+}
+
+/// Appends `value` as exactly `width` (≤ 9) decimal digits, zero-padded.
+fn write_digits(out: &mut Vec<u8>, value: u32, width: usize) {
+    let mut buffer = [b'0'; 9];
+    let mut rest = value;
+    for slot in buffer[..width].iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.extend_from_slice(&buffer[..width]);
+}
+
+/// The shortest of milliseconds, microseconds and nanoseconds that loses nothing.
+fn precision(subsec_nanos: u32) -> SecondsFormat {
+    if subsec_nanos % 1_000_000 == 0 {
+        SecondsFormat::Millis
+    } else if subsec_nanos % 1_000 == 0 {
+        SecondsFormat::Micros
+    } else {
+        SecondsFormat::Nanos
     }
 }
 
@@ -120,6 +173,40 @@ pub fn from_value(value: &TimeValue<'_>) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_text_is_chrono_s_rfc3339_at_the_same_precision() {
+        let chrono_text = |time: DateTime<Utc>| {
+            time.to_rfc3339_opts(precision(time.timestamp_subsec_nanos()), true)
+        };
+        let mut seconds: i64 = -62_135_596_800; // 0001-01-01
+        let mut nanos: u32 = 1;
+        while seconds < 253_402_300_799 {
+            for sub in [0, 5_000_000, 123_456_000, nanos % 1_000_000_000] {
+                let time = Utc.timestamp_opt(seconds, sub).single().expect("in range");
+                assert_eq!(Timestamp(time).to_rfc3339(), chrono_text(time));
+            }
+            seconds += 7_919_993; // about three months, a prime: every month and weekday
+            nanos = nanos.wrapping_mul(48_271).wrapping_add(11);
+        }
+        // Outside 0000–9999 and on a leap second the text is still chrono's.
+        for time in [
+            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0)
+                .single()
+                .expect("valid"),
+            Utc.with_ymd_and_hms(-1, 12, 31, 23, 59, 59)
+                .single()
+                .expect("valid"),
+        ] {
+            assert_eq!(Timestamp(time).to_rfc3339(), chrono_text(time));
+        }
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .expect("a leap second");
+        let leap = Utc.from_utc_datetime(&leap);
+        assert_eq!(Timestamp(leap).to_rfc3339(), "2016-12-31T23:59:60.500Z");
+        assert_eq!(Timestamp(leap).to_rfc3339(), chrono_text(leap));
+    }
 
     #[test]
     fn rfc3339_variants() {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use hindsight_correlation::ecs::{AddedFields, LOG_FILE_PATH};
+use hindsight_correlation::ecs::{AddedFields, Field};
 use hindsight_correlation::extract::FieldSet;
 use hindsight_correlation::ids::{RequestId, SpanId, TraceId};
 use hindsight_correlation::json::ObjectWriter;
@@ -96,7 +96,7 @@ proptest! {
         let mut fields = AddedFields::new();
         scan.extracted.add_ecs_fields(&mut fields);
         RequestDelta::default().add_ecs_fields(&mut fields);
-        fields.push(LOG_FILE_PATH, "/var/log/x.log");
+        fields.push(Field::LogFilePath, "/var/log/x.log");
         let mut out = Vec::new();
         let mut doc = ObjectWriter::splice(&mut out, record.as_bytes(), &scan.top);
         fields.write(&mut doc, &scan.top);

@@ -16,10 +16,7 @@ use crate::event::{KubernetesOrigin, Origin};
 
 /// Builds the [`Origin`] of a file discovered under `path`.
 pub(crate) fn origin_for(path: &Path) -> Origin {
-    Origin {
-        path: path.to_path_buf(),
-        kubernetes: kubernetes_origin(path),
-    }
+    Origin::new(path.to_path_buf(), kubernetes_origin(path))
 }
 
 /// Parses the Kubernetes identity out of `path`, when it follows the kubelet's layout.
