@@ -25,10 +25,10 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::event::{LogEvent, Origin};
+use crate::event::{LineFlags, LogEvent, Origin, Stream};
 use crate::handoff::RequestOutcome;
 use crate::metrics::{EventsDropped, PipelineMetrics, ReasonLabel};
-use crate::records::{BuiltRecord, RecordBuilder, RecordKey};
+use crate::records::{BuiltRecord, RawRecord, RecordBuilder, RecordKey};
 
 /// How records are correlated: which fields hold ids, levels and times.
 #[derive(Debug, Clone, Deserialize)]
@@ -197,12 +197,20 @@ struct FingersStage {
     last_evicted_keys: u64,
 }
 
-/// A held record; its size is its document's.
-struct Held(LogRecord);
+/// A record in the buffer: the raw line of one expected to be held (a document with its
+/// added fields is about three times the line), or the built document of one expected to
+/// pass at once (the buffer decides; a wrong guess costs a rebuild or some memory).
+enum Held {
+    Raw(RawRecord),
+    Built(LogRecord),
+}
 
 impl RecordSize for Held {
     fn record_size(&self) -> usize {
-        self.0.doc.len()
+        match self {
+            Held::Raw(raw) => raw.line_len(),
+            Held::Built(record) => record.doc.len(),
+        }
     }
 }
 
@@ -320,7 +328,7 @@ impl Pipeline {
                 Some(outcome) = recv_outcome(&mut outcomes) => self.learn(outcome, &mut out),
                 _ = sleep_until(deadline) => {
                     if let Some(stage) = self.fingers.as_mut() {
-                        stage.tick(Instant::now(), &mut out);
+                        stage.tick(Instant::now(), &mut self.builder, &mut out);
                     }
                 }
             }
@@ -330,7 +338,7 @@ impl Pipeline {
             }
         }
         if let Some(stage) = self.fingers.as_mut() {
-            stage.shutdown();
+            stage.shutdown(&mut self.builder);
         }
     }
 
@@ -351,11 +359,18 @@ impl Pipeline {
                 }
                 _ => false,
             };
+            let line = event.line.clone();
+            let (stream, flags) = (event.stream, event.flags);
             let built = self.builder.build(event);
             self.count(&built);
             match self.fingers.as_mut() {
                 Some(stage) if stage.scope.contains(&built.origin) => {
-                    stage.push(built, activates, now, out)
+                    let source = SourceLine {
+                        line: &line,
+                        stream,
+                        flags,
+                    };
+                    stage.push(built, source, activates, now, &mut self.builder, out)
                 }
                 _ => out.push(built.record),
             }
@@ -390,8 +405,13 @@ impl Pipeline {
                 // under the trace key: flush both.
                 let now = Instant::now();
                 let key = RecordKey::Request(Arc::from(outcome.request_id.as_str()));
-                stage.activate(key, now, out);
-                stage.activate(RecordKey::Trace(outcome.trace_id), now, out);
+                stage.activate(key, now, &mut self.builder, out);
+                stage.activate(
+                    RecordKey::Trace(outcome.trace_id),
+                    now,
+                    &mut self.builder,
+                    out,
+                );
             }
         }
     }
@@ -419,12 +439,22 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// The line a built record came from, kept raw if the record is held.
+struct SourceLine<'a> {
+    line: &'a [u8],
+    stream: Option<Stream>,
+    flags: LineFlags,
+}
+
 impl FingersStage {
-    fn activate(&mut self, key: RecordKey, now: Instant, out: &mut Vec<LogRecord>) {
-        let mut outlet = StageOutlet {
-            out,
-            metrics: &self.metrics,
-        };
+    fn activate(
+        &mut self,
+        key: RecordKey,
+        now: Instant,
+        builder: &mut RecordBuilder,
+        out: &mut Vec<LogRecord>,
+    ) {
+        let mut outlet = StageOutlet::new(out, builder, &self.metrics);
         self.buffer.activate(key, now, &mut outlet);
         self.update_gauges();
     }
@@ -432,8 +462,10 @@ impl FingersStage {
     fn push(
         &mut self,
         built: BuiltRecord,
+        source: SourceLine<'_>,
         activates: bool,
         now: Instant,
+        builder: &mut RecordBuilder,
         out: &mut Vec<LogRecord>,
     ) {
         // Lines that are not JSON objects (stack traces, panics, a runtime's own messages)
@@ -450,36 +482,45 @@ impl FingersStage {
         }
         // A JSON line that states no level counts as info.
         let level = built.level.unwrap_or(Level::Info);
-        let mut outlet = StageOutlet {
-            out,
-            metrics: &self.metrics,
+        let config = self.buffer.config();
+        let likely_held = !activates
+            && level < config.action_level
+            && level < config.passthru_level
+            && !self.buffer.is_passing(&built.key);
+        let BuiltRecord {
+            record,
+            key,
+            origin,
+            replay,
+            ..
+        } = built;
+        let held = if likely_held {
+            Held::Raw(RawRecord::keep(
+                source.line,
+                source.stream,
+                source.flags,
+                origin,
+                record.ack,
+                replay,
+            ))
+        } else {
+            Held::Built(record)
         };
-        self.buffer.push(
-            built.key,
-            Held(built.record),
-            level,
-            activates,
-            now,
-            &mut outlet,
-        );
+        let mut outlet = StageOutlet::new(out, builder, &self.metrics);
+        self.buffer
+            .push(key, held, level, activates, now, &mut outlet);
     }
 
-    fn tick(&mut self, now: Instant, out: &mut Vec<LogRecord>) {
-        let mut outlet = StageOutlet {
-            out,
-            metrics: &self.metrics,
-        };
+    fn tick(&mut self, now: Instant, builder: &mut RecordBuilder, out: &mut Vec<LogRecord>) {
+        let mut outlet = StageOutlet::new(out, builder, &self.metrics);
         self.buffer.tick(now, &mut outlet);
         self.update_gauges();
     }
 
     /// At shutdown, held records leave unsettled: their lines are read again after restart.
-    fn shutdown(&mut self) {
+    fn shutdown(&mut self, builder: &mut RecordBuilder) {
         let mut out = Vec::new();
-        let mut outlet = StageOutlet {
-            out: &mut out,
-            metrics: &self.metrics,
-        };
+        let mut outlet = StageOutlet::new(&mut out, builder, &self.metrics);
         self.buffer.drain_all(&mut outlet);
         self.update_gauges();
     }
@@ -501,11 +542,27 @@ impl FingersStage {
     }
 }
 
-/// Routes the buffer's output: emitted records into the outgoing batch; deliberately
-/// discarded ones settled (they are done) and counted; shutdown ones dropped unsettled.
+/// Routes the buffer's output: emitted records (built now if they were held raw) into the
+/// outgoing batch; deliberately discarded ones settled (they are done) and counted;
+/// shutdown ones dropped unsettled.
 struct StageOutlet<'a> {
     out: &'a mut Vec<LogRecord>,
+    builder: &'a mut RecordBuilder,
     metrics: &'a FingersCrossedMetrics,
+}
+
+impl<'a> StageOutlet<'a> {
+    fn new(
+        out: &'a mut Vec<LogRecord>,
+        builder: &'a mut RecordBuilder,
+        metrics: &'a FingersCrossedMetrics,
+    ) -> Self {
+        StageOutlet {
+            out,
+            builder,
+            metrics,
+        }
+    }
 }
 
 impl Outlet<Held> for StageOutlet<'_> {
@@ -516,7 +573,10 @@ impl Outlet<Held> for StageOutlet<'_> {
                 reason: reason.as_str(),
             })
             .inc();
-        self.out.push(record.0);
+        self.out.push(match record {
+            Held::Raw(raw) => self.builder.rebuild(raw),
+            Held::Built(record) => record,
+        });
     }
 
     fn discard(&mut self, record: Held, reason: DiscardReason) {
@@ -528,7 +588,10 @@ impl Outlet<Held> for StageOutlet<'_> {
             .inc();
         if reason.is_deliberate() {
             self.metrics.dropped.add(dropped_reason(reason), 1);
-            record.0.ack.delivered();
+            match record {
+                Held::Raw(raw) => raw.settle(),
+                Held::Built(record) => record.ack.delivered(),
+            }
         }
     }
 }

@@ -22,11 +22,12 @@ use hindsight_correlation::id_pairs::IdPairs;
 use hindsight_correlation::ids::TraceId;
 use hindsight_correlation::json::{NotAnObject, ObjectWriter, RootUse, TopLevel};
 use hindsight_correlation::level::Level;
-use hindsight_correlation::request_delta::RequestClock;
+use hindsight_correlation::request_delta::{RequestClock, RequestDelta};
 use hindsight_correlation::time::{parse_text, Timestamp};
+use hindsight_exporters::ack::Ack;
 use hindsight_exporters::LogRecord;
 
-use crate::event::{LogEvent, Origin, Stream};
+use crate::event::{LineFlags, LogEvent, Origin, Stream};
 
 /// Why a line was wrapped into a `message` field instead of kept as an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,6 +126,61 @@ pub struct BuiltRecord {
     pub level: Option<Level>,
     /// The file the record came from.
     pub origin: Arc<Origin>,
+    /// What building it again later needs to give the same document.
+    pub replay: Replay,
+}
+
+/// The parts of a document that depend on when it was built: its time (which may be the
+/// clock's, for a line without one) and its place in its request. A held line is kept raw
+/// with these and built when it leaves, exactly as it would have been when it was read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Replay {
+    time: Timestamp,
+    delta: Option<RequestDelta>,
+}
+
+/// A line kept raw while fingers-crossed holds it: the JSON text (copied, so it does not
+/// keep the read buffer alive) and what [`RecordBuilder::rebuild`] needs.
+#[derive(Debug)]
+pub struct RawRecord {
+    line: Bytes,
+    stream: Option<Stream>,
+    origin: Arc<Origin>,
+    flags: LineFlags,
+    ack: Ack,
+    replay: Replay,
+}
+
+impl RawRecord {
+    /// Keeps a copy of `line`, a built record's source line, with the parts of the built
+    /// record that building it again needs.
+    pub fn keep(
+        line: &[u8],
+        stream: Option<Stream>,
+        flags: LineFlags,
+        origin: Arc<Origin>,
+        ack: Ack,
+        replay: Replay,
+    ) -> Self {
+        RawRecord {
+            line: Bytes::copy_from_slice(line),
+            stream,
+            origin,
+            flags,
+            ack,
+            replay,
+        }
+    }
+
+    /// The bytes it keeps.
+    pub fn line_len(&self) -> usize {
+        self.line.len()
+    }
+
+    /// Settles it as deliberately dropped.
+    pub fn settle(self) {
+        self.ack.delivered();
+    }
 }
 
 /// Builds documents; holds what is the same for every record of this agent, and the
@@ -165,6 +221,23 @@ impl RecordBuilder {
 
     /// Builds the document for one event, moving its acknowledgement into the record.
     pub fn build(&mut self, event: LogEvent) -> BuiltRecord {
+        self.build_as(event, None)
+    }
+
+    /// Builds a held line's document as it would have been built when it was read.
+    pub fn rebuild(&mut self, raw: RawRecord) -> LogRecord {
+        let event = LogEvent {
+            line: raw.line,
+            runtime_time: None,
+            stream: raw.stream,
+            origin: raw.origin,
+            flags: raw.flags,
+            ack: raw.ack,
+        };
+        self.build_as(event, Some(raw.replay)).record
+    }
+
+    fn build_as(&mut self, event: LogEvent, replay: Option<Replay>) -> BuiltRecord {
         let mut outcome = BuildOutcome::default();
         let line: Cow<'_, [u8]> = match std::str::from_utf8(&event.line) {
             Ok(_) => Cow::Borrowed(&event.line[..]),
@@ -178,11 +251,15 @@ impl RecordBuilder {
             }
         };
         self.buffer.clear();
-        let runtime_time = event
-            .runtime_time
-            .as_ref()
-            .and_then(|raw| std::str::from_utf8(raw).ok())
-            .and_then(parse_text);
+        let runtime_time = match replay {
+            Some(replay) => Some(replay.time),
+            None => event
+                .runtime_time
+                .as_ref()
+                .and_then(|raw| std::str::from_utf8(raw).ok())
+                .and_then(parse_text),
+        };
+        let mut delta = None;
         let scanned = if event.flags.truncated {
             Err(NotAnObject::InvalidJson)
         } else {
@@ -192,17 +269,29 @@ impl RecordBuilder {
         let (timestamp, key, level) = match &scanned {
             Ok(scan) => {
                 let extracted = &scan.extracted;
-                let time = extracted
-                    .time
-                    .or(runtime_time)
-                    .unwrap_or_else(Timestamp::now);
+                let time = match replay {
+                    Some(replay) => replay.time,
+                    None => extracted
+                        .time
+                        .or(runtime_time)
+                        .unwrap_or_else(Timestamp::now),
+                };
                 if scan.top.root("@timestamp") == RootUse::Absent {
                     added.push(Field::Timestamp, time);
                 }
                 extracted.add_ecs_fields(&mut added);
                 let key = self.identify(extracted, &mut added, &event);
-                if let (RecordKey::Request(request_id), Some(clock)) = (&key, self.clock.as_mut()) {
-                    clock.observe(request_id, time).add_ecs_fields(&mut added);
+                delta = match replay {
+                    Some(replay) => replay.delta,
+                    None => match (&key, self.clock.as_mut()) {
+                        (RecordKey::Request(request_id), Some(clock)) => {
+                            Some(clock.observe(request_id, time))
+                        }
+                        _ => None,
+                    },
+                };
+                if let Some(delta) = &delta {
+                    delta.add_ecs_fields(&mut added);
                 }
                 add_agent_fields(&mut added, &event, &self.host_name);
                 let mut doc = ObjectWriter::splice(&mut self.buffer, &line, &scan.top);
@@ -246,6 +335,10 @@ impl RecordBuilder {
             key,
             level,
             origin: event.origin,
+            replay: Replay {
+                time: timestamp,
+                delta,
+            },
         }
     }
 
@@ -356,6 +449,42 @@ mod tests {
         assert_eq!(value["level"], 30, "the original field is untouched");
         assert_eq!(built.key, RecordKey::Request(Arc::from("req-1")));
         assert_eq!(built.level, Some(Level::Info));
+    }
+
+    #[test]
+    fn a_held_raw_line_is_rebuilt_into_the_same_document() {
+        let mut builder = builder();
+        let lines: [&[u8]; 4] = [
+            br#"{"request_id":"r","ts":1700000000000,"level":"debug"}"#,
+            br#"{"request_id":"r","ts":1700000000040,"msg":"second, with a delta"}"#,
+            br#"{"msg":"no id and no time: the clock's time at read"}"#,
+            br#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","level":"info"}"#,
+        ];
+        for (index, line) in lines.into_iter().enumerate() {
+            let mut read = event(line, false);
+            if index == 2 {
+                read.runtime_time = None;
+            }
+            let (stream, flags) = (read.stream, read.flags);
+            let built = builder.build(read);
+            let doc = built.record.doc.clone();
+            let raw = RawRecord::keep(
+                line,
+                stream,
+                flags,
+                built.origin,
+                built.record.ack,
+                built.replay,
+            );
+            // Time passes and other lines of the request arrive while it is held.
+            builder.build(event(br#"{"request_id":"r","ts":1700000009000}"#, false));
+            let rebuilt = builder.rebuild(raw);
+            assert_eq!(
+                String::from_utf8_lossy(&rebuilt.doc),
+                String::from_utf8_lossy(&doc),
+                "line {index}"
+            );
+        }
     }
 
     #[test]
