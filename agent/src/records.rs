@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hindsight_correlation::ecs::{AddedFields, Field, FieldValue};
 use hindsight_correlation::extract::{Extracted, FieldSet};
 use hindsight_correlation::fingers_crossed::SampleKey;
@@ -192,7 +192,14 @@ pub struct RecordBuilder {
     clock: Option<RequestClock>,
     pairs: IdPairs,
     buffer: Vec<u8>,
+    /// Documents are copied into shared chunks of this, so that a record costs no
+    /// allocation of its own; a chunk is freed when its last record is dropped.
+    documents: BytesMut,
 }
+
+/// The size of the chunks documents are cut from: a few hundred records, about one batch
+/// from the files input.
+const DOCUMENT_CHUNK: usize = 64 * 1024;
 
 /// How many request id ↔ trace id pairs from the proxy are remembered.
 const ID_PAIRS: usize = 100_000;
@@ -211,6 +218,7 @@ impl RecordBuilder {
             clock,
             pairs: IdPairs::new(ID_PAIRS),
             buffer: Vec::with_capacity(4096),
+            documents: BytesMut::new(),
         }
     }
 
@@ -327,7 +335,7 @@ impl RecordBuilder {
         };
         BuiltRecord {
             record: LogRecord {
-                doc: Bytes::copy_from_slice(&self.buffer),
+                doc: self.take_document(),
                 timestamp_millis: timestamp.millis(),
                 ack: event.ack,
             },
@@ -343,6 +351,16 @@ impl RecordBuilder {
     }
 
     /// The record's key, completing a missing request or trace id from the proxy's pairs.
+    /// The document in `buffer`, as its own slice of the current chunk.
+    fn take_document(&mut self) -> Bytes {
+        if self.documents.capacity() < self.buffer.len() {
+            // A new chunk; the old one lives on in the records cut from it.
+            self.documents = BytesMut::with_capacity(DOCUMENT_CHUNK.max(self.buffer.len()));
+        }
+        self.documents.extend_from_slice(&self.buffer);
+        self.documents.split().freeze()
+    }
+
     fn identify(
         &self,
         extracted: &Extracted<'_>,
