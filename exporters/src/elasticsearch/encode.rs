@@ -8,6 +8,7 @@
 //! ```
 
 use std::io::Write as _;
+use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::format::{Fixed, Item, Numeric, StrftimeItems};
@@ -251,6 +252,8 @@ pub(crate) struct BulkEncoder {
     compression: Compression,
     raw: BytesMut,
     wire: BytesMut,
+    /// Where each document of the last body starts and ends in `raw`.
+    spans: Vec<Range<usize>>,
 }
 
 impl BulkEncoder {
@@ -259,23 +262,41 @@ impl BulkEncoder {
             compression,
             raw: BytesMut::new(),
             wire: BytesMut::new(),
+            spans: Vec::new(),
         }
     }
 
     /// Encodes `records` as one bulk body.
-    pub(crate) fn encode(&mut self, records: &[LogRecord], namer: &mut IndexNamer) -> EncodedBody {
+    ///
+    /// Without compression the body holds each document as sent, so every record's
+    /// document is replaced by its slice of the body: a batch in flight is in memory
+    /// once, not twice.
+    pub(crate) fn encode(
+        &mut self,
+        records: &mut [LogRecord],
+        namer: &mut IndexNamer,
+    ) -> EncodedBody {
         let estimate: usize = records.iter().map(|r| r.doc.len() + 64).sum();
         self.raw.clear();
         self.raw.reserve(estimate);
-        for record in records {
+        self.spans.clear();
+        for record in records.iter() {
             self.raw
                 .put_slice(namer.action_line(record.timestamp_millis));
+            let start = self.raw.len();
             put_one_line(&mut self.raw, &record.doc);
+            self.spans.push(start..self.raw.len());
             self.raw.put_u8(b'\n');
         }
         let raw_len = self.raw.len();
         let wire = match self.compression {
-            Compression::None => self.raw.split().freeze(),
+            Compression::None => {
+                let wire = self.raw.split().freeze();
+                for (record, span) in records.iter_mut().zip(self.spans.drain(..)) {
+                    record.doc = wire.slice(span);
+                }
+                wire
+            }
             Compression::Gzip => {
                 self.wire.clear();
                 self.wire.reserve(raw_len / 4 + 64);
@@ -420,11 +441,11 @@ mod tests {
         for compression in [Compression::None, Compression::Gzip] {
             let mut namer = namer("logs-hindsight-%Y.%m.%d", BulkMode::Index);
             let mut encoder = BulkEncoder::new(compression);
-            let records = [
+            let mut records = [
                 record(r#"{"message":"a"}"#, NOV_23_2026_10H),
                 record(r#"{"message":"b"}"#, NOV_23_2026_10H + 14 * HOUR),
             ];
-            let body = encoder.encode(&records, &mut namer);
+            let body = encoder.encode(&mut records, &mut namer);
             assert_eq!(
                 decode(&body, compression),
                 "{\"index\":{\"_index\":\"logs-hindsight-2026.11.23\"}}\n{\"message\":\"a\"}\n\
@@ -437,7 +458,7 @@ mod tests {
     fn data_stream_mode_uses_create() {
         let mut namer = namer("logs-hindsight-default", BulkMode::DataStream);
         let mut encoder = BulkEncoder::new(Compression::None);
-        let body = encoder.encode(&[record("{}", 0)], &mut namer);
+        let body = encoder.encode(&mut [record("{}", 0)], &mut namer);
         assert_eq!(
             decode(&body, Compression::None),
             "{\"create\":{\"_index\":\"logs-hindsight-default\"}}\n{}\n"
@@ -448,7 +469,7 @@ mod tests {
     fn raw_newlines_in_a_document_cannot_break_the_body() {
         let mut namer = namer("x", BulkMode::Index);
         let mut encoder = BulkEncoder::new(Compression::None);
-        let body = encoder.encode(&[record("{\"a\":\n1\n}", 0)], &mut namer);
+        let body = encoder.encode(&mut [record("{\"a\":\n1\n}", 0)], &mut namer);
         assert_eq!(
             decode(&body, Compression::None),
             "{\"index\":{\"_index\":\"x\"}}\n{\"a\": 1 }\n"
@@ -456,18 +477,27 @@ mod tests {
     }
 
     #[test]
-    fn buffers_are_reused_once_bodies_are_released() {
+    fn buffers_are_reused_once_bodies_and_their_records_are_released() {
         let mut namer = namer("x", BulkMode::Index);
+        let batch = || -> Vec<LogRecord> {
+            (0..100)
+                .map(|i| record(&format!("{{\"n\":{i}}}"), 0))
+                .collect()
+        };
         for compression in [Compression::None, Compression::Gzip] {
             let mut encoder = BulkEncoder::new(compression);
-            let records: Vec<_> = (0..100)
-                .map(|i| record(&format!("{{\"n\":{i}}}"), 0))
-                .collect();
-            let first = encoder.encode(&records, &mut namer);
+            let mut records = batch();
+            let first = encoder.encode(&mut records, &mut namer);
             let first_ptr = first.wire.as_ptr();
             let first_text = decode(&first, compression);
-            drop(first);
-            let second = encoder.encode(&records, &mut namer);
+            if compression == Compression::None {
+                // The records now hold their documents as slices of the body.
+                let body = first.wire.as_ptr_range();
+                assert!(records.iter().all(|r| body.contains(&r.doc.as_ptr())));
+                assert_eq!(&records[7].doc[..], b"{\"n\":7}");
+            }
+            drop((first, records));
+            let second = encoder.encode(&mut batch(), &mut namer);
             assert_eq!(
                 second.wire.as_ptr(),
                 first_ptr,
@@ -481,7 +511,7 @@ mod tests {
     fn gzip_shrinks_repetitive_logs() {
         let mut namer = namer("x", BulkMode::Index);
         let mut encoder = BulkEncoder::new(Compression::Gzip);
-        let records: Vec<_> = (0..1000)
+        let mut records: Vec<_> = (0..1000)
             .map(|i| {
                 record(
                     &format!(r#"{{"level":"info","message":"request {i} served"}}"#),
@@ -489,7 +519,7 @@ mod tests {
                 )
             })
             .collect();
-        let body = encoder.encode(&records, &mut namer);
+        let body = encoder.encode(&mut records, &mut namer);
         assert!(
             body.wire.len() * 5 < body.raw_len,
             "{} vs {}",

@@ -439,7 +439,7 @@ impl Worker {
 
         let mut backoff = self.shared.backoff.start();
         while !records.is_empty() {
-            let body = self.encoder.encode(&records, &mut self.namer);
+            let body = self.encoder.encode(&mut records, &mut self.namer);
             let (endpoint, response) = match self.send(&body, records.len(), &mut backoff).await {
                 Sent::Accepted { endpoint, body } => (endpoint, body),
                 Sent::TooLarge if records.len() > 1 => {
