@@ -30,10 +30,22 @@ enum Command {
     },
 }
 
+/// One malloc arena for all threads: records are built on one thread and freed on another,
+/// and per-thread arenas then keep freed memory apart. Measured on the benchmark corpus:
+/// peak RSS 78–83 MiB → 69 MiB, same CPU (the hot path allocates little per record).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a glibc tuning parameter; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// `EX_CONFIG` from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { config } => match hindsight::app::build(&config) {

@@ -31,7 +31,7 @@ use super::sink::ElasticsearchSink;
 /// index = "logs-hindsight-%Y.%m.%d"
 /// auth = { strategy = "basic", user = "hindsight", password = "${ES_PASSWORD}" }
 /// tls = { ca_file = "/etc/hindsight/ca.pem" }
-/// batch = { max_bytes = "5MiB", max_events = 5000, timeout = "1s" }
+/// batch = { max_bytes = "5MiB", max_events = 1000, timeout = "1s" }
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,7 +182,8 @@ pub struct BatchConfig {
     /// default). Default: `"5MiB"`.
     #[serde(default = "default_max_bytes")]
     pub max_bytes: ByteSize,
-    /// The most documents per request. Default: `5000`.
+    /// The most documents per request. Default: `1000` (a few hundred KB of typical log
+    /// records: with `max_in_flight` requests in flight, this bounds the agent's memory).
     #[serde(default = "default_max_events")]
     pub max_events: NonZeroUsize,
     /// The longest a record waits for its request to fill up. Default: `"1s"`.
@@ -307,7 +308,7 @@ fn default_max_bytes() -> ByteSize {
 }
 
 fn default_max_events() -> NonZeroUsize {
-    NonZeroUsize::new(5000).unwrap_or(NonZeroUsize::MIN)
+    NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN)
 }
 
 fn default_batch_timeout() -> Duration {
@@ -635,7 +636,7 @@ mod tests {
         assert_eq!(config.compression, Compression::Gzip);
         assert!(config.tls.verify_certificates);
         assert_eq!(config.batch.max_bytes, ByteSize::mib(5));
-        assert_eq!(config.batch.max_events.get(), 5000);
+        assert_eq!(config.batch.max_events.get(), 1000);
         assert_eq!(config.batch.timeout, Duration::from_secs(1));
         assert_eq!(config.max_in_flight.get(), 4);
         assert_eq!(config.request_timeout, Duration::from_secs(30));
