@@ -7,6 +7,10 @@
 # /slow?ms=5 (a service that spends 5 ms per request, closer to a real one).
 # HINDSIGHT_BENCH_OTLP=false measures without span export.
 #
+# A second table gives each process's CPU time per request (from /proc/PID/stat around each
+# wrk run): on a small machine where wrk, service, proxy and Jaeger share the cores, it
+# shows where the proxied throughput goes, which the req/s ratio alone does not.
+#
 #   scripts/bench-proxy.sh [seconds] [connections]     # defaults: 10 s, 16 connections
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +31,7 @@ trap cleanup EXIT
 
 "$bin/demo-service" --listen 127.0.0.1:18080 --log-file "$work/logs/app.log" --fail-every 0 &
 pids+=($!)
+service_pid=$!
 cat >"$work/agent.toml" <<TOML
 data_dir = "$work/data"
 [admin]
@@ -45,15 +50,38 @@ enabled = ${HINDSIGHT_BENCH_OTLP:-true}
 TOML
 "$bin/hindsight" run --config "$work/agent.toml" 2>"$work/agent.log" &
 pids+=($!)
+agent_pid=$!
+jaeger_pid=$(cat "$HINDSIGHT_CACHE_DIR/services/jaeger/jaeger.pid" 2>/dev/null || true)
 for _ in $(seq 1 100); do curl -fs -o /dev/null http://127.0.0.1:18619/healthz && break; sleep 0.1; done
 
-# wrk --latency prints "50%  1.23ms" lines and "Requests/sec: N".
+# wrk --latency prints "50%  1.23ms" lines, "N requests in" and "Requests/sec: N".
 run() { wrk -t2 -c"$connections" -d"${seconds}s" --latency "$1" 2>&1; }
+# CPU time (user + system) of a process in clock ticks; 0 when it is not running.
+ticks() { awk '{print $14 + $15}' "/proc/${1:-0}/stat" 2>/dev/null || echo 0; }
+# "service agent jaeger" ticks, for differences around a run.
+all_ticks() { echo "$(ticks "$service_pid") $(ticks "$agent_pid") $(ticks "$jaeger_pid")"; }
+# Microseconds of CPU per request: cpu_per_request TICKS_BEFORE TICKS_AFTER WRK_OUTPUT.
+cpu_per_request() {
+  local requests
+  requests=$(printf '%s\n' "$3" | awk '/requests in/ {print $1}')
+  python3 -c "
+hz, n = $(getconf CLK_TCK), $requests
+before, after = [int(float(v)) for v in '$1'.split()], [int(float(v)) for v in '$2'.split()]
+print(' | '.join(f'{(a - b) / hz * 1e6 / n:.1f}' for b, a in zip(before, after)))
+"
+}
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else {sub(/s$/,"",v); print v*1000}}'; }
 rows=()
+cpu_rows=()
 for path in /healthz /checkout "/slow?ms=5"; do
+  t0=$(all_ticks)
   direct=$(run "http://127.0.0.1:18080$path")
+  t1=$(all_ticks)
   proxied=$(run "http://127.0.0.1:18619$path")
+  t2=$(all_ticks)
+  direct_cpu=$(cpu_per_request "$t0" "$t1" "$direct")
+  proxied_cpu=$(cpu_per_request "$t1" "$t2" "$proxied")
+  cpu_rows+=("| \`$path\` | ${direct_cpu%% |*} | $proxied_cpu |")
   d50=$(printf '%s\n' "$direct" | awk '$1=="50%" {print $2}' | to_ms)
   p50=$(printf '%s\n' "$proxied" | awk '$1=="50%" {print $2}' | to_ms)
   d99=$(printf '%s\n' "$direct" | awk '$1=="99%" {print $2}' | to_ms)
@@ -71,6 +99,12 @@ done
   echo "| path | direct req/s | proxied req/s | ratio | direct p50 ms | proxied p50 ms | added p50 ms | direct p99 ms | proxied p99 ms |"
   echo "|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
+  echo
+  echo "CPU time per request, microseconds (user + system, from /proc; wrk's own share not shown). The agent's figure includes its log pipeline taking the proxy's hand-off; Jaeger's is the span export's cost on the receiving side."
+  echo
+  echo "| path | service, direct | service, proxied | agent (proxy) | Jaeger |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${cpu_rows[@]}"
   echo
   echo "Command: \`scripts/bench-proxy.sh $seconds $connections\` at $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d)."
 } | tee "$HINDSIGHT_CACHE_DIR/bench-proxy.md"
