@@ -314,6 +314,7 @@ impl Pipeline {
         mut outcomes: Option<mpsc::Receiver<RequestOutcome>>,
     ) {
         let mut out = Vec::new();
+        let mut learned = Vec::new();
         loop {
             let deadline = self
                 .fingers
@@ -325,7 +326,11 @@ impl Pipeline {
                     Some(batch) => self.accept(batch, &mut out),
                     None => break,
                 },
-                Some(outcome) = recv_outcome(&mut outcomes) => self.learn(outcome, &mut out),
+                true = recv_outcomes(&mut outcomes, &mut learned) => {
+                    for outcome in learned.drain(..) {
+                        self.learn(outcome, &mut out);
+                    }
+                }
                 _ = sleep_until(deadline) => {
                     if let Some(stage) = self.fingers.as_mut() {
                         stage.tick(Instant::now(), &mut self.builder, &mut out);
@@ -417,17 +422,24 @@ impl Pipeline {
     }
 }
 
-async fn recv_outcome(
+/// How many proxy outcomes the pipeline takes per wake-up: under load, one wake-up per
+/// batch of requests instead of one per request.
+const OUTCOMES_PER_WAKE: usize = 256;
+
+/// Waits for proxy outcomes and moves those ready into `into`; never returns once the
+/// proxy is gone (or was never configured).
+async fn recv_outcomes(
     outcomes: &mut Option<mpsc::Receiver<RequestOutcome>>,
-) -> Option<RequestOutcome> {
+    into: &mut Vec<RequestOutcome>,
+) -> bool {
     match outcomes {
-        Some(receiver) => match receiver.recv().await {
-            Some(outcome) => Some(outcome),
-            None => {
+        Some(receiver) => {
+            if receiver.recv_many(into, OUTCOMES_PER_WAKE).await == 0 {
                 *outcomes = None;
-                std::future::pending().await
+                std::future::pending::<()>().await;
             }
-        },
+            true
+        }
         None => std::future::pending().await,
     }
 }
