@@ -25,10 +25,12 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::event::{LineFlags, LogEvent, Origin, Stream};
+use crate::event::{LogEvent, Origin};
 use crate::handoff::RequestOutcome;
 use crate::metrics::{EventsDropped, PipelineMetrics, ReasonLabel};
-use crate::records::{BuiltRecord, RawRecord, RecordBuilder, RecordKey};
+use crate::records::{
+    BuildOutcome, Built, BuiltRecord, HeldLine, RawRecord, RecordBuilder, RecordKey,
+};
 
 /// How records are correlated: which fields hold ids, levels and times.
 #[derive(Debug, Clone, Deserialize)]
@@ -364,20 +366,29 @@ impl Pipeline {
                 }
                 _ => false,
             };
-            let line = event.line.clone();
-            let (stream, flags) = (event.stream, event.flags);
-            let built = self.builder.build(event);
-            self.count(&built);
-            match self.fingers.as_mut() {
-                Some(stage) if stage.scope.contains(&built.origin) => {
-                    let source = SourceLine {
-                        line: &line,
-                        stream,
-                        flags,
-                    };
-                    stage.push(built, source, activates, now, &mut self.builder, out)
+            let in_scope = |stage: &FingersStage| stage.scope.contains(&event.origin);
+            let built = match self.fingers.as_ref() {
+                Some(stage) if in_scope(stage) => self
+                    .builder
+                    .build_or_hold(event, |key, level| stage.likely_held(key, level, activates)),
+                _ => Built::Document(self.builder.build(event)),
+            };
+            match built {
+                Built::Document(built) => {
+                    self.count(&built.outcome);
+                    match self.fingers.as_mut() {
+                        Some(stage) if stage.scope.contains(&built.origin) => {
+                            stage.push(built, activates, now, &mut self.builder, out)
+                        }
+                        _ => out.push(built.record),
+                    }
                 }
-                _ => out.push(built.record),
+                Built::Raw(held) => {
+                    self.count(&held.outcome);
+                    if let Some(stage) = self.fingers.as_mut() {
+                        stage.push_raw(held, activates, now, &mut self.builder, out);
+                    }
+                }
             }
         }
         self.metrics.events_in.inc_by(count);
@@ -387,8 +398,8 @@ impl Pipeline {
         }
     }
 
-    fn count(&self, built: &BuiltRecord) {
-        if let Some(reason) = built.outcome.wrapped {
+    fn count(&self, outcome: &BuildOutcome) {
+        if let Some(reason) = outcome.wrapped {
             self.metrics
                 .wrapped
                 .get_or_create(&ReasonLabel {
@@ -396,7 +407,7 @@ impl Pipeline {
                 })
                 .inc();
         }
-        if built.outcome.invalid_utf8 {
+        if outcome.invalid_utf8 {
             self.metrics.invalid_utf8.inc();
         }
     }
@@ -451,13 +462,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// The line a built record came from, kept raw if the record is held.
-struct SourceLine<'a> {
-    line: &'a [u8],
-    stream: Option<Stream>,
-    flags: LineFlags,
-}
-
 impl FingersStage {
     fn activate(
         &mut self,
@@ -471,10 +475,22 @@ impl FingersStage {
         self.update_gauges();
     }
 
+    /// Whether a record of `key` at `level` will most likely be held, so that it is kept
+    /// raw and its document built only if it leaves (most held lines are dropped). A wrong
+    /// guess costs a rebuild (held raw, passed at once) or memory (built, then held).
+    fn likely_held(&self, key: &RecordKey, level: Option<Level>, activates: bool) -> bool {
+        let level = level.unwrap_or(Level::Info);
+        let config = self.buffer.config();
+        !activates
+            && level < config.action_level
+            && level < config.passthru_level
+            && !self.buffer.is_passing(key)
+    }
+
+    /// Takes a built record: held, passed, or flushing its key.
     fn push(
         &mut self,
         built: BuiltRecord,
-        source: SourceLine<'_>,
         activates: bool,
         now: Instant,
         builder: &mut RecordBuilder,
@@ -494,33 +510,36 @@ impl FingersStage {
         }
         // A JSON line that states no level counts as info.
         let level = built.level.unwrap_or(Level::Info);
-        let config = self.buffer.config();
-        let likely_held = !activates
-            && level < config.action_level
-            && level < config.passthru_level
-            && !self.buffer.is_passing(&built.key);
-        let BuiltRecord {
-            record,
-            key,
-            origin,
-            replay,
-            ..
-        } = built;
-        let held = if likely_held {
-            Held::Raw(RawRecord::keep(
-                source.line,
-                source.stream,
-                source.flags,
-                origin,
-                record.ack,
-                replay,
-            ))
-        } else {
-            Held::Built(record)
-        };
         let mut outlet = StageOutlet::new(out, builder, &self.metrics);
-        self.buffer
-            .push(key, held, level, activates, now, &mut outlet);
+        self.buffer.push(
+            built.key,
+            Held::Built(built.record),
+            level,
+            activates,
+            now,
+            &mut outlet,
+        );
+    }
+
+    /// Takes a line kept raw by the builder.
+    fn push_raw(
+        &mut self,
+        held: HeldLine,
+        activates: bool,
+        now: Instant,
+        builder: &mut RecordBuilder,
+        out: &mut Vec<LogRecord>,
+    ) {
+        let level = held.level.unwrap_or(Level::Info);
+        let mut outlet = StageOutlet::new(out, builder, &self.metrics);
+        self.buffer.push(
+            held.key,
+            Held::Raw(held.raw),
+            level,
+            activates,
+            now,
+            &mut outlet,
+        );
     }
 
     fn tick(&mut self, now: Instant, builder: &mut RecordBuilder, out: &mut Vec<LogRecord>) {

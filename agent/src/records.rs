@@ -130,6 +130,33 @@ pub struct BuiltRecord {
     pub replay: Replay,
 }
 
+/// What [`RecordBuilder::build_or_hold`] made of an event.
+#[derive(Debug)]
+pub enum Built {
+    /// The document was written.
+    Document(BuiltRecord),
+    /// The line was kept raw, as asked.
+    Raw(HeldLine),
+}
+
+/// A line kept raw by [`RecordBuilder::build_or_hold`], with what the pipeline's later
+/// stages need to know about it.
+#[derive(Debug)]
+pub struct HeldLine {
+    /// The line and what building it later needs.
+    pub raw: RawRecord,
+    /// What happened while reading it (never wrapped: only JSON objects are held).
+    pub outcome: BuildOutcome,
+    /// The correlation key.
+    pub key: RecordKey,
+    /// The level the record states, if any.
+    pub level: Option<Level>,
+    /// The file the record came from.
+    pub origin: Arc<Origin>,
+    /// The time and request delta it was read with.
+    pub replay: Replay,
+}
+
 /// The parts of a document that depend on when it was built: its time (which may be the
 /// clock's, for a line without one) and its place in its request. A held line is kept raw
 /// with these and built when it leaves, exactly as it would have been when it was read.
@@ -229,11 +256,39 @@ impl RecordBuilder {
 
     /// Builds the document for one event, moving its acknowledgement into the record.
     pub fn build(&mut self, event: LogEvent) -> BuiltRecord {
-        self.build_as(event, None)
+        match self.build_as(event, None, |_, _| false) {
+            Built::Document(built) => built,
+            // `hold` said no.
+            Built::Raw(held) => BuiltRecord {
+                record: self.rebuild_record(held.raw),
+                outcome: held.outcome,
+                key: held.key,
+                level: held.level,
+                origin: held.origin,
+                replay: held.replay,
+            },
+        }
+    }
+
+    /// Reads one event like [`RecordBuilder::build`], but asks `hold` (with the record's
+    /// key and level) before writing its document: when it says yes, the line is kept raw
+    /// for [`RecordBuilder::rebuild`] and no document is written now. Lines that are not
+    /// JSON objects are always built.
+    pub fn build_or_hold(
+        &mut self,
+        event: LogEvent,
+        hold: impl FnOnce(&RecordKey, Option<Level>) -> bool,
+    ) -> Built {
+        self.build_as(event, None, hold)
     }
 
     /// Builds a held line's document as it would have been built when it was read.
     pub fn rebuild(&mut self, raw: RawRecord) -> LogRecord {
+        self.rebuild_record(raw)
+    }
+
+    fn rebuild_record(&mut self, raw: RawRecord) -> LogRecord {
+        let replay = raw.replay;
         let event = LogEvent {
             line: raw.line,
             runtime_time: None,
@@ -242,10 +297,18 @@ impl RecordBuilder {
             flags: raw.flags,
             ack: raw.ack,
         };
-        self.build_as(event, Some(raw.replay)).record
+        match self.build_as(event, Some(replay), |_, _| false) {
+            Built::Document(built) => built.record,
+            Built::Raw(_) => unreachable!("a replayed line is never held again"),
+        }
     }
 
-    fn build_as(&mut self, event: LogEvent, replay: Option<Replay>) -> BuiltRecord {
+    fn build_as(
+        &mut self,
+        event: LogEvent,
+        replay: Option<Replay>,
+        hold: impl FnOnce(&RecordKey, Option<Level>) -> bool,
+    ) -> Built {
         let mut outcome = BuildOutcome::default();
         let line: Cow<'_, [u8]> = match std::str::from_utf8(&event.line) {
             Ok(_) => Cow::Borrowed(&event.line[..]),
@@ -298,6 +361,24 @@ impl RecordBuilder {
                         _ => None,
                     },
                 };
+                if hold(&key, extracted.level) {
+                    let replay = Replay { time, delta };
+                    return Built::Raw(HeldLine {
+                        raw: RawRecord::keep(
+                            &line,
+                            event.stream,
+                            event.flags,
+                            event.origin.clone(),
+                            event.ack,
+                            replay,
+                        ),
+                        outcome,
+                        key,
+                        level: extracted.level,
+                        origin: event.origin,
+                        replay,
+                    });
+                }
                 if let Some(delta) = &delta {
                     delta.add_ecs_fields(&mut added);
                 }
@@ -333,7 +414,7 @@ impl RecordBuilder {
                 )
             }
         };
-        BuiltRecord {
+        Built::Document(BuiltRecord {
             record: LogRecord {
                 doc: self.take_document(),
                 timestamp_millis: timestamp.millis(),
@@ -347,7 +428,7 @@ impl RecordBuilder {
                 time: timestamp,
                 delta,
             },
-        }
+        })
     }
 
     /// The record's key, completing a missing request or trace id from the proxy's pairs.
@@ -503,6 +584,37 @@ mod tests {
                 "line {index}"
             );
         }
+    }
+
+    #[test]
+    fn a_line_held_before_its_document_is_written_leaves_as_the_same_document() {
+        let (mut building, mut holding) = (builder(), builder());
+        let first = br#"{"request_id":"r","ts":1700000000000,"level":"debug"}"#;
+        let second = br#"{"request_id":"r","ts":1700000000040,"level":"debug","msg":"x"}"#;
+        building.build(event(first, false));
+        holding.build(event(first, false));
+        let expected = building.build(event(second, false)).record.doc;
+        let mut asked = None;
+        let held = match holding.build_or_hold(event(second, false), |key, level| {
+            asked = Some((key.clone(), level));
+            true
+        }) {
+            Built::Raw(held) => held,
+            Built::Document(_) => panic!("hold said yes"),
+        };
+        assert_eq!(
+            asked,
+            Some((RecordKey::Request(Arc::from("r")), Some(Level::Debug)))
+        );
+        assert_eq!(held.key, RecordKey::Request(Arc::from("r")));
+        let rebuilt = holding.rebuild(held.raw);
+        assert_eq!(
+            String::from_utf8_lossy(&rebuilt.doc),
+            String::from_utf8_lossy(&expected)
+        );
+        // A line that is not a JSON object is never held.
+        let wrapped = holding.build_or_hold(event(b"panic: boom", false), |_, _| true);
+        assert!(matches!(wrapped, Built::Document(_)));
     }
 
     #[test]
