@@ -284,6 +284,57 @@ async fn backend_outage_then_recovery_delivers_everything() {
     opensearch.cleanup(&prefix).await;
 }
 
+/// Services that write levels as numbers (pino) and as words (zap) share an index: the
+/// template maps the applications' own level fields as keywords, so whichever arrives
+/// first does not fix a type that rejects the other kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_and_word_levels_share_an_index() {
+    let opensearch = opensearch().await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let prefix = unique_prefix("levels");
+    let index = format!("{prefix}-*");
+    let mut writer = LogWriter::create(&pods_file(work.path()));
+    // The number first, in the same bulk request: without the template's keyword mapping
+    // `level` becomes a long and the word levels are rejected.
+    for line in [
+        r#"{"seq":1,"level":30,"msg":"pino"}"#,
+        r#"{"seq":2,"level":"info","msg":"zap"}"#,
+        r#"{"seq":3,"severity":"WARNING","levelname":"WARNING","msg":"structlog"}"#,
+        r#"{"seq":4,"severity":13,"levelname":40,"msg":"numbers"}"#,
+        r#"{"seq":5,"lvl":"dbug","@l":"Debug","msg":"logfmt and serilog"}"#,
+        r#"{"seq":6,"lvl":10,"@l":7,"msg":"numbers again"}"#,
+    ] {
+        writer.write(cri_line("stdout", line).as_bytes());
+    }
+    let agent = Agent::start(
+        work.path(),
+        &AgentSetup {
+            include: include_all(work.path()),
+            endpoint: opensearch.url.clone(),
+            prefix: prefix.clone(),
+            ..AgentSetup::default()
+        },
+    );
+    assert_eq!(
+        opensearch.wait_for_count(&index, 6, WAIT).await,
+        6,
+        "log:\n{}",
+        agent.log_tail()
+    );
+    assert!(
+        !agent
+            .data_dir
+            .join("dead-letter/elasticsearch.ndjson")
+            .exists(),
+        "nothing is dead-lettered"
+    );
+    let levels = opensearch
+        .count(&index, json!({"terms": {"level": ["30", "info"]}}))
+        .await;
+    assert_eq!(levels, 2, "both kinds are searchable as keywords");
+    opensearch.cleanup(&prefix).await;
+}
+
 /// A document OpenSearch rejects (a mapping conflict) goes to the dead-letter file with
 /// its reason; the records around it are delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
