@@ -187,26 +187,6 @@ const fn const_eq(a: &str, b: &str) -> bool {
 }
 
 impl Field {
-    /// Every field, in writing order.
-    pub const ALL: [Field; FIELD_COUNT] = [
-        Field::Timestamp,
-        Field::TraceId,
-        Field::SpanId,
-        Field::HttpRequestId,
-        Field::LabelsCorrelationId,
-        Field::LogLevel,
-        Field::LogFilePath,
-        Field::RequestElapsedMs,
-        Field::RequestSincePreviousMs,
-        Field::KubernetesNamespace,
-        Field::KubernetesPodName,
-        Field::KubernetesPodUid,
-        Field::KubernetesContainerName,
-        Field::KubernetesContainerId,
-        Field::HostName,
-        Field::Stream,
-    ];
-
     /// The dotted path, e.g. `log.file.path`.
     pub fn path(self) -> &'static str {
         SPECS[self as usize].path
@@ -505,6 +485,25 @@ mod tests {
             fields.push(Field::HttpRequestId, String::from("a\"b"));
         });
         assert_eq!(text, r#"{"http":{"request":{"id":"a\"b"}}}"#);
+    }
+
+    #[test]
+    fn the_field_table_agrees_with_itself() {
+        for (index, spec) in SPECS.iter().enumerate() {
+            assert_eq!(spec.path, spec.segments.join("."), "{spec:?}");
+            assert_eq!(AGENT_ROOTS[spec.root], spec.segments[0], "{spec:?}");
+            // Members of one object are neighbours in the table.
+            if let Some(earlier) = SPECS[..index].iter().rposition(|e| e.root == spec.root) {
+                assert_eq!(
+                    earlier + 1,
+                    index,
+                    "{} is apart from its root's fields",
+                    spec.path
+                );
+            }
+        }
+        assert_eq!(Field::Stream.path(), "stream");
+        assert_eq!(Field::KubernetesPodUid.path(), "kubernetes.pod.uid");
     }
 
     #[test]
