@@ -328,7 +328,7 @@ impl Pipeline {
                     Some(batch) => self.accept(batch, &mut out),
                     None => break,
                 },
-                true = recv_outcomes(&mut outcomes, &mut learned) => {
+                () = recv_outcomes(&mut outcomes, &mut learned) => {
                     for outcome in learned.drain(..) {
                         self.learn(outcome, &mut out);
                     }
@@ -366,9 +366,8 @@ impl Pipeline {
                 }
                 _ => false,
             };
-            let in_scope = |stage: &FingersStage| stage.scope.contains(&event.origin);
             let built = match self.fingers.as_ref() {
-                Some(stage) if in_scope(stage) => self
+                Some(stage) if stage.scope.contains(&event.origin) => self
                     .builder
                     .build_or_hold(event, |key, level| stage.likely_held(key, level, activates)),
                 _ => Built::Document(self.builder.build(event)),
@@ -442,14 +441,13 @@ const OUTCOMES_PER_WAKE: usize = 256;
 async fn recv_outcomes(
     outcomes: &mut Option<mpsc::Receiver<RequestOutcome>>,
     into: &mut Vec<RequestOutcome>,
-) -> bool {
+) {
     match outcomes {
         Some(receiver) => {
             if receiver.recv_many(into, OUTCOMES_PER_WAKE).await == 0 {
                 *outcomes = None;
                 std::future::pending::<()>().await;
             }
-            true
         }
         None => std::future::pending().await,
     }
