@@ -283,18 +283,7 @@ impl RecordBuilder {
 
     /// Builds the document for one event, moving its acknowledgement into the record.
     pub fn build(&mut self, event: LogEvent) -> BuiltRecord {
-        match self.build_as(event, None, |_, _| false) {
-            Built::Document(built) => built,
-            // `hold` said no.
-            Built::Raw(held) => BuiltRecord {
-                record: self.rebuild_record(held.raw),
-                outcome: held.outcome,
-                key: held.key,
-                level: held.level,
-                origin: held.origin,
-                replay: held.replay,
-            },
-        }
+        self.build_now(event, None)
     }
 
     /// Reads one event like [`RecordBuilder::build`], but asks `hold` (with the record's
@@ -311,10 +300,6 @@ impl RecordBuilder {
 
     /// Builds a held line's document as it would have been built when it was read.
     pub fn rebuild(&mut self, raw: RawRecord) -> LogRecord {
-        self.rebuild_record(raw)
-    }
-
-    fn rebuild_record(&mut self, raw: RawRecord) -> LogRecord {
         let replay = raw.replay;
         let event = LogEvent {
             line: Bytes::from(raw.line),
@@ -324,9 +309,14 @@ impl RecordBuilder {
             flags: raw.flags,
             ack: raw.ack,
         };
-        match self.build_as(event, Some(replay), |_, _| false) {
-            Built::Document(built) => built.record,
-            Built::Raw(_) => unreachable!("a replayed line is never held again"),
+        self.build_now(event, Some(replay)).record
+    }
+
+    /// Builds the document, never holding the line.
+    fn build_now(&mut self, event: LogEvent, replay: Option<Replay>) -> BuiltRecord {
+        match self.build_as(event, replay, |_, _| false) {
+            Built::Document(built) => built,
+            Built::Raw(_) => unreachable!("`hold` said no"),
         }
     }
 
