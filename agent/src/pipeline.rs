@@ -367,9 +367,14 @@ impl Pipeline {
                 _ => false,
             };
             let built = match self.fingers.as_ref() {
-                Some(stage) if stage.scope.contains(&event.origin) => self
-                    .builder
-                    .build_or_hold(event, |key, level| stage.likely_held(key, level, activates)),
+                Some(stage) if stage.scope.contains(&event.origin) => {
+                    self.builder.build_or_hold(event, |key, level| {
+                        // Kept raw, its document built only if it leaves: most held lines
+                        // are dropped. A wrong guess costs a rebuild or some memory.
+                        let level = level.unwrap_or(Level::Info);
+                        stage.buffer.would_hold(key, level, activates)
+                    })
+                }
                 _ => Built::Document(self.builder.build(event)),
             };
             match built {
@@ -471,18 +476,6 @@ impl FingersStage {
         let mut outlet = StageOutlet::new(out, builder, &self.metrics);
         self.buffer.activate(key, now, &mut outlet);
         self.update_gauges();
-    }
-
-    /// Whether a record of `key` at `level` will most likely be held, so that it is kept
-    /// raw and its document built only if it leaves (most held lines are dropped). A wrong
-    /// guess costs a rebuild (held raw, passed at once) or memory (built, then held).
-    fn likely_held(&self, key: &RecordKey, level: Option<Level>, activates: bool) -> bool {
-        let level = level.unwrap_or(Level::Info);
-        let config = self.buffer.config();
-        !activates
-            && level < config.action_level
-            && level < config.passthru_level
-            && !self.buffer.is_passing(key)
     }
 
     /// Takes a built record: held, passed, or flushing its key.

@@ -167,6 +167,24 @@ where
             .is_some_and(|i| self.slots[i as usize].passing)
     }
 
+    /// Whether [`FingersCrossed::push`] would hold a record of `key` at `level`, as of the
+    /// last call: lets a caller keep a likely-held record in a cheaper form. A key that
+    /// went idle since is still taken as passing, so this may say no where `push` holds.
+    pub fn would_hold<Q>(&self, key: &Q, level: Level, activates: bool) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        !self.activating(level, activates)
+            && level < self.config.passthru_level
+            && !self.is_passing(key)
+    }
+
+    /// Whether a record at `level` activates its key.
+    fn activating(&self, level: Level, activates: bool) -> bool {
+        activates || level >= self.config.action_level
+    }
+
     /// Takes one record of `key` at `level`; `activates` is the caller's verdict on a
     /// field condition (e.g. `http.status >= 500`) and activates the key like a record at
     /// `action_level` would.
@@ -195,7 +213,7 @@ where
         out: &mut O,
     ) {
         let now = self.clamp(now);
-        let activating = activates || level >= self.config.action_level;
+        let activating = self.activating(level, activates);
         let hash = self.hasher.hash_one(&key);
         match self.find_live(hash, &key, now, out) {
             Some(i) => {

@@ -471,3 +471,26 @@ fn reasons_have_stable_names() {
         ["trace", "debug", "info", "warn", "error", "fatal"]
     );
 }
+
+#[test]
+fn would_hold_agrees_with_what_push_does() {
+    let mut b = buffer(FingersCrossedConfig::default());
+    let (mut out, t0) = (Log::default(), Instant::now());
+    let cases = [
+        ("r", Level::Debug, false),
+        ("r", Level::Warn, false),
+        ("r", Level::Info, true),
+        // `r` passes everything after its activation.
+        ("r", Level::Debug, false),
+        ("s", Level::Error, false),
+        ("t", Level::Info, false),
+    ];
+    for (key, level, activates) in cases {
+        let predicted = b.would_hold(key, level, activates);
+        let held_before = b.held_len(key);
+        b.push(key, "x", level, activates, t0, &mut out);
+        let held = b.held_len(key) > held_before;
+        assert_eq!(predicted, held, "{key} {level:?} activates={activates}");
+    }
+    b.check_invariants();
+}
