@@ -89,8 +89,9 @@ impl TimeValue<'_> {
 /// What the agent learned about a JSON object's top level in one validating pass.
 #[derive(Debug, Default)]
 pub struct TopLevel<'a> {
-    /// Time fields found, keyed by their index in [`TIME_FIELDS`].
-    pub(crate) times: Vec<(usize, TimeValue<'a>)>,
+    /// The preferred time field found (lowest index in [`TIME_FIELDS`], first when
+    /// repeated) and its value.
+    pub(crate) time: Option<(usize, TimeValue<'a>)>,
     /// For each of [`AGENT_ROOTS`]: `None` absent, `Some(true)` an object, `Some(false)` a scalar/array.
     pub(crate) roots: [Option<bool>; AGENT_ROOTS.len()],
     /// Bit `i` set: [`AGENT_PATHS`]`[i]` is present, or a scalar stands where one of its
@@ -103,9 +104,8 @@ pub struct TopLevel<'a> {
 impl<'a> TopLevel<'a> {
     /// The preferred time field present, with its name.
     pub fn time_field(&self) -> Option<(&'static str, &TimeValue<'a>)> {
-        self.times
-            .iter()
-            .min_by_key(|(index, _)| *index)
+        self.time
+            .as_ref()
             .map(|(index, value)| (TIME_FIELDS[*index], value))
     }
 

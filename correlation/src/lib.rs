@@ -56,6 +56,7 @@ pub mod id_pairs;
 pub mod ids;
 pub mod json;
 pub mod level;
+mod lexer;
 pub mod propagation;
 pub mod request_delta;
 mod scan;

@@ -5,16 +5,14 @@
 //! the configured candidate fields) is a node in a trie keyed by dotted segments. Each
 //! key of the object is walked down the trie segment by segment, so `"http.request.id"`,
 //! `"http":{"request":{"id":…}}` and `"http":{"request.id":…}` reach the same node. The
-//! parser descends only into objects whose node has children; every other value is
-//! skipped with `IgnoredAny`, which serde_json walks without recursion or allocation.
+//! walk descends only into objects whose node has children; every other value is
+//! checked and skipped by the [`crate::lexer`], without recursion or allocation.
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::extract::{Hits, Target};
 use crate::json::{NotAnObject, TimeValue, TopLevel, AGENT_PATHS, AGENT_ROOTS, TIME_FIELDS};
+use crate::lexer::{Invalid, Lexer, Number};
 
 /// The bit for a segment's length in [`Node::child_lengths`].
 fn length_bit(segment: &str) -> u64 {
@@ -245,169 +243,133 @@ pub(crate) fn scan<'a>(
     hits: &mut Hits<'a>,
 ) -> Result<TopLevel<'a>, NotAnObject> {
     let text = std::str::from_utf8(line).map_err(|_| NotAnObject::InvalidUtf8)?;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let top = match de::Deserializer::deserialize_any(&mut deserializer, TopVisitor { trie, hits })
-    {
-        Ok(Some(top)) => top,
-        Ok(None) => return Err(NotAnObject::NotObject),
-        Err(_) => return Err(NotAnObject::InvalidJson),
+    let mut lexer = Lexer::new(text);
+    lexer.skip_whitespace();
+    if lexer.peek() != Some(b'{') {
+        // Valid JSON that is not an object, or not JSON at all.
+        return match lexer.skip_value() {
+            Ok(()) if lexer.at_end() => Err(NotAnObject::NotObject),
+            _ => Err(NotAnObject::InvalidJson),
+        };
+    }
+    let mut top = TopLevel {
+        empty: true,
+        ..TopLevel::default()
     };
-    deserializer.end().map_err(|_| NotAnObject::InvalidJson)?;
+    let mut walker = Walker { trie, hits };
+    walker
+        .object(&mut lexer, ROOT, 0, Some(&mut top))
+        .map_err(|Invalid| NotAnObject::InvalidJson)?;
+    if !lexer.at_end() {
+        return Err(NotAnObject::InvalidJson);
+    }
+    top.occupied = walker.hits.occupied;
     Ok(top)
 }
 
-struct TopVisitor<'s, 'de> {
+/// Walks the trie alongside the lexer: descends only into objects whose node has
+/// children, reads scalars only where a node has a use for them, skips the rest.
+struct Walker<'s, 'a> {
     trie: &'s Trie,
-    hits: &'s mut Hits<'de>,
+    hits: &'s mut Hits<'a>,
 }
 
-impl<'de> Visitor<'de> for TopVisitor<'_, 'de> {
-    type Value = Option<TopLevel<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
+impl<'a> Walker<'_, 'a> {
+    /// Reads the object whose `{` is next, its keys walked from `node`; at the top level
+    /// (`top` given) also notes time fields, agent roots and emptiness.
+    fn object(
+        &mut self,
+        lexer: &mut Lexer<'a>,
+        node: u32,
+        depth: usize,
+        mut top: Option<&mut TopLevel<'a>>,
+    ) -> Result<(), Invalid> {
+        lexer.expect(b'{')?;
+        lexer.skip_whitespace();
+        if lexer.peek() == Some(b'}') {
+            lexer.next_token()?;
+            return Ok(());
+        }
+        loop {
+            lexer.skip_whitespace();
+            if lexer.peek() != Some(b'"') {
+                return Err(Invalid);
+            }
+            let key = lexer.string()?;
+            lexer.expect(b':')?;
+            if let Some(top) = top.as_deref_mut() {
+                top.empty = false;
+            }
+            match self.trie.walk(node, &key) {
+                None => lexer.skip_value()?,
+                Some(id) => {
+                    let seen = self.value(lexer, id, depth + 1)?;
+                    let found = self.trie.node(id);
+                    if let Some(top) = top.as_deref_mut() {
+                        if let Some(index) = found.time_field.map(usize::from) {
+                            if top.time.as_ref().is_none_or(|(known, _)| index < *known) {
+                                top.time = Some((index, seen.time_value()));
+                            }
+                        }
+                        if let Some(index) = found.agent_root {
+                            top.roots[usize::from(index)] = Some(seen.object);
+                        }
+                    }
+                    self.hits.record(found, &seen);
+                }
+            }
+            match lexer.next_token()? {
+                b',' => continue,
+                b'}' => return Ok(()),
+                _ => return Err(Invalid),
+            }
+        }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut top = TopLevel {
-            empty: true,
-            ..TopLevel::default()
+    /// Reads the value at trie node `id`, `depth` levels down.
+    fn value(&mut self, lexer: &mut Lexer<'a>, id: u32, depth: usize) -> Result<Seen<'a>, Invalid> {
+        let node = self.trie.node(id);
+        let wants_scalar = !node.targets.is_empty() || node.time_field.is_some();
+        lexer.skip_whitespace();
+        let scalar = match lexer.peek().ok_or(Invalid)? {
+            b'{' if !node.children.is_empty() && depth < MAX_DEPTH => {
+                self.object(lexer, id, depth, None)?;
+                return Ok(Seen::OBJECT);
+            }
+            b'{' => {
+                lexer.skip_value()?;
+                return Ok(Seen::OBJECT);
+            }
+            b'"' if wants_scalar => Scalar::Str(lexer.string()?),
+            b'-' | b'0'..=b'9' if wants_scalar => number(lexer.number()?),
+            b't' | b'f' => {
+                lexer.skip_value()?;
+                Scalar::Bool
+            }
+            b'n' => {
+                lexer.skip_value()?;
+                Scalar::Null
+            }
+            _ => {
+                lexer.skip_value()?;
+                return Ok(Seen::OTHER);
+            }
         };
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            top.empty = false;
-            let Some(id) = self.trie.walk(ROOT, &key) else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
-            let seen = map.next_value_seed(NodeSeed {
-                trie: self.trie,
-                node: id,
-                depth: 1,
-                hits: &mut *self.hits,
-            })?;
-            let node = self.trie.node(id);
-            if let Some(index) = node.time_field {
-                top.times.push((usize::from(index), seen.time_value()));
-            }
-            if let Some(index) = node.agent_root {
-                top.roots[usize::from(index)] = Some(seen.object);
-            }
-            self.hits.record(node, &seen);
-        }
-        top.occupied = self.hits.occupied;
-        Ok(Some(top))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(Seen::scalar(scalar))
     }
 }
 
-/// Reads the value at one trie node: descends into an object when the node has
-/// children, keeps a scalar when the node has a use for it, skips everything else.
-struct NodeSeed<'s, 'de> {
-    trie: &'s Trie,
-    node: u32,
-    depth: usize,
-    hits: &'s mut Hits<'de>,
-}
-
-impl NodeSeed<'_, '_> {
-    fn wants_scalar(&self) -> bool {
-        let node = self.trie.node(self.node);
-        !node.targets.is_empty() || node.time_field.is_some()
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for NodeSeed<'_, 'de> {
-    type Value = Seen<'de>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Seen<'de>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NodeSeed<'_, 'de> {
-    type Value = Seen<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Seen<'de>, A::Error> {
-        let descend = !self.trie.node(self.node).children.is_empty() && self.depth < MAX_DEPTH;
-        if !descend {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            return Ok(Seen::OBJECT);
+/// A number's value as serde_json gives it: an integer that fits as `u64` (or `i64`
+/// when negative), any other number as `f64`.
+fn number(number: Number<'_>) -> Scalar<'static> {
+    if number.integer {
+        if let Ok(value) = number.text.parse::<u64>() {
+            return Scalar::U64(value);
         }
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let Some(id) = self.trie.walk(self.node, &key) else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
-            let seen = map.next_value_seed(NodeSeed {
-                trie: self.trie,
-                node: id,
-                depth: self.depth + 1,
-                hits: &mut *self.hits,
-            })?;
-            self.hits.record(self.trie.node(id), &seen);
-        }
-        Ok(Seen::OBJECT)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Seen<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Seen::OTHER)
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Seen<'de>, E> {
-        Ok(Seen::scalar(Scalar::Str(Cow::Borrowed(value))))
-    }
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<Seen<'de>, E> {
-        // Only escaped strings arrive here; copy them only when they are wanted.
-        if self.wants_scalar() {
-            Ok(Seen::scalar(Scalar::Str(Cow::Owned(value.to_owned()))))
-        } else {
-            Ok(Seen::OTHER)
+        if let Ok(value) = number.text.parse::<i64>() {
+            return Scalar::I64(value);
         }
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Seen<'de>, E> {
-        Ok(Seen::scalar(Scalar::Bool))
-    }
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Seen<'de>, E> {
-        Ok(Seen::scalar(Scalar::I64(value)))
-    }
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Seen<'de>, E> {
-        Ok(Seen::scalar(Scalar::U64(value)))
-    }
-    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Seen<'de>, E> {
-        Ok(Seen::scalar(Scalar::F64(value)))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Seen<'de>, E> {
-        Ok(Seen::scalar(Scalar::Null))
-    }
+    // The lexer checked the grammar, which `f64`'s parser accepts; out of range is ±inf.
+    Scalar::F64(number.text.parse().unwrap_or(f64::NAN))
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use hindsight_correlation::ecs::{AddedFields, Field};
 use hindsight_correlation::extract::FieldSet;
 use hindsight_correlation::ids::{RequestId, SpanId, TraceId};
-use hindsight_correlation::json::ObjectWriter;
+use hindsight_correlation::json::{NotAnObject, ObjectWriter};
 use hindsight_correlation::propagation::{
     parse_b3_single, parse_uber_trace_id, TraceFlags, Traceparent,
 };
@@ -87,6 +87,31 @@ proptest! {
         let _ = FieldSet::default().scan(text.as_bytes());
     }
 
+    /// The scan accepts a line exactly when serde_json reads it as one JSON object, and
+    /// tells valid non-objects from invalid text, on records with one byte edited.
+    #[test]
+    fn scan_validates_like_serde_json(
+        record in object(3),
+        at in any::<prop::sample::Index>(),
+        edit in 0..3u8,
+        byte in prop::sample::select(b"{}[]\":,.\\ \t0123456789-+eEtrufalsn/bu\x01".to_vec()),
+    ) {
+        let mut bytes = record.into_bytes();
+        let at = at.index(bytes.len() + 1);
+        match edit {
+            0 => bytes.insert(at, byte),
+            1 if at < bytes.len() => { bytes.remove(at); }
+            _ if at < bytes.len() => bytes[at] = byte,
+            _ => bytes.push(byte),
+        }
+        prop_assert_eq!(scan_verdict(&bytes), serde_verdict(&bytes), "{}", String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
+    fn scan_validates_json_like_text_like_serde_json(text in "[ {}\\[\\]\":,.0-9a-z\\\\-]{0,40}|\\{(\"[a-z\\\\u0-9]{0,6}\":[0-9eE.+\\-]{1,6},?){0,3}\\}") {
+        prop_assert_eq!(scan_verdict(text.as_bytes()), serde_verdict(text.as_bytes()), "{}", text);
+    }
+
     /// On any object, the added fields never collide with the original's (same path in
     /// any spelling, or one path inside the other), and the result is valid JSON that
     /// starts with the original bytes.
@@ -119,6 +144,24 @@ proptest! {
             }).count();
             prop_assert_eq!(clashes, 1, "{} collides in {}", path, text);
         }
+    }
+}
+
+/// What the scan makes of a line: an object, valid JSON of another kind, or not JSON.
+fn scan_verdict(bytes: &[u8]) -> &'static str {
+    match FieldSet::default().scan(bytes) {
+        Ok(_) => "object",
+        Err(NotAnObject::NotObject) => "other JSON",
+        Err(_) => "invalid",
+    }
+}
+
+/// The same verdict from serde_json.
+fn serde_verdict(bytes: &[u8]) -> &'static str {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(_)) => "object",
+        Ok(_) => "other JSON",
+        Err(_) => "invalid",
     }
 }
 

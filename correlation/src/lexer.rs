@@ -1,0 +1,505 @@
+//! A validating JSON lexer over one line of text, for [`crate::scan`].
+//!
+//! The scan reads a handful of fields out of every record and must reject whatever is
+//! not JSON, so it needs a full grammar check but no tree. serde_json did this job
+//! through its visitor API at about a third of the agent's CPU; this lexer does the same
+//! checks directly on the bytes:
+//!
+//! - strings are searched eight bytes at a time for a quote, a backslash or a control
+//!   character, and borrowed from the line unless they hold escapes;
+//! - values nobody asked for are skipped without recursion, so nesting depth costs no
+//!   stack (the containers being skipped are tracked in a bit stack);
+//! - the text is already known to be UTF-8 (the caller checks the whole line first),
+//!   so only the JSON grammar is checked here.
+//!
+//! Grammar: RFC 8259. A `\u` escape needs four hex digits; a lone surrogate is
+//! grammatical JSON, and when such a string must be decoded it reads as U+FFFD.
+
+use std::borrow::Cow;
+
+/// The line is not valid JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Invalid;
+
+/// A JSON number as written, with whether it is an integer (no fraction, no exponent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Number<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) integer: bool,
+}
+
+/// A cursor over one line of JSON text.
+pub(crate) struct Lexer<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The bytes of `word` (high bit set in each) that are below `limit`; exact for the
+/// lowest such byte, which is all [`Lexer::string_end`] reads.
+fn bytes_below(word: u64, limit: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGHS
+}
+
+/// The bytes of `word` equal to `byte`, with the same lowest-byte guarantee.
+fn bytes_equal(word: u64, byte: u8) -> u64 {
+    bytes_below(word ^ (ONES * u64::from(byte)), 1)
+}
+
+impl<'a> Lexer<'a> {
+    pub(crate) fn new(text: &'a str) -> Lexer<'a> {
+        Lexer { text, at: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    /// The next byte, without consuming it.
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.at).copied()
+    }
+
+    /// Skips JSON whitespace.
+    pub(crate) fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Skips whitespace, then consumes and returns the next byte.
+    pub(crate) fn next_token(&mut self) -> Result<u8, Invalid> {
+        self.skip_whitespace();
+        let byte = self.peek().ok_or(Invalid)?;
+        self.at += 1;
+        Ok(byte)
+    }
+
+    /// Skips whitespace, then consumes `byte` or fails.
+    pub(crate) fn expect(&mut self, byte: u8) -> Result<(), Invalid> {
+        if self.next_token()? == byte {
+            Ok(())
+        } else {
+            Err(Invalid)
+        }
+    }
+
+    /// True when only whitespace is left.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.skip_whitespace();
+        self.at == self.text.len()
+    }
+
+    /// The position of the first quote, backslash or control character at or after
+    /// `from`, or the end of the text.
+    fn string_end(&self, mut from: usize) -> usize {
+        let bytes = self.bytes();
+        while let Some(chunk) = bytes.get(from..from + 8) {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            let word = u64::from_le_bytes(word);
+            let found =
+                bytes_equal(word, b'"') | bytes_equal(word, b'\\') | bytes_below(word, 0x20);
+            if found != 0 {
+                return from + found.trailing_zeros() as usize / 8;
+            }
+            from += 8;
+        }
+        bytes[from..]
+            .iter()
+            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+            .map_or(bytes.len(), |offset| from + offset)
+    }
+
+    /// Reads a string whose opening quote is next: borrowed from the line when it holds
+    /// no escapes, decoded otherwise.
+    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, Invalid> {
+        let start = self.at + 1;
+        let end = self.string_end(start);
+        if self.bytes().get(end) == Some(&b'"') {
+            self.at = end + 1;
+            return Ok(Cow::Borrowed(&self.text[start..end]));
+        }
+        self.at = start;
+        let mut decoded = String::new();
+        loop {
+            let end = self.string_end(self.at);
+            decoded.push_str(&self.text[self.at..end]);
+            self.at = end + 1;
+            match self.bytes().get(end) {
+                Some(b'"') => return Ok(Cow::Owned(decoded)),
+                Some(b'\\') => self.escape(&mut decoded)?,
+                _ => return Err(Invalid),
+            }
+        }
+    }
+
+    /// Skips a string whose opening quote is next.
+    pub(crate) fn skip_string(&mut self) -> Result<(), Invalid> {
+        self.at += 1;
+        loop {
+            let end = self.string_end(self.at);
+            self.at = end + 1;
+            match self.bytes().get(end) {
+                Some(b'"') => return Ok(()),
+                Some(b'\\') => self.skip_escape()?,
+                _ => return Err(Invalid),
+            }
+        }
+    }
+
+    /// Checks the escape after a backslash.
+    fn skip_escape(&mut self) -> Result<(), Invalid> {
+        match self.peek() {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.at += 1;
+                Ok(())
+            }
+            Some(b'u') => self.hex_escape().map(drop),
+            _ => Err(Invalid),
+        }
+    }
+
+    /// Decodes the escape after a backslash into `out`.
+    fn escape(&mut self, out: &mut String) -> Result<(), Invalid> {
+        let simple = match self.peek().ok_or(Invalid)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = self.hex_escape()?;
+                out.push(self.code_point(unit)?);
+                return Ok(());
+            }
+            _ => return Err(Invalid),
+        };
+        self.at += 1;
+        out.push(simple);
+        Ok(())
+    }
+
+    /// The character of a `\u` escape, pairing a leading surrogate with the trailing one
+    /// that follows it; an unpaired surrogate reads as U+FFFD.
+    fn code_point(&mut self, unit: u16) -> Result<char, Invalid> {
+        if (0xd800..0xdc00).contains(&unit) && self.bytes()[self.at..].starts_with(b"\\u") {
+            let checkpoint = self.at;
+            self.at += 1;
+            let low = self.hex_escape()?;
+            if (0xdc00..0xe000).contains(&low) {
+                let code = 0x10000 + ((u32::from(unit) - 0xd800) << 10) + (u32::from(low) - 0xdc00);
+                return Ok(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));
+            }
+            // Not a pair: the second escape stands on its own.
+            self.at = checkpoint;
+        }
+        Ok(char::from_u32(u32::from(unit)).unwrap_or(char::REPLACEMENT_CHARACTER))
+    }
+
+    /// Reads `u` and four hex digits.
+    fn hex_escape(&mut self) -> Result<u16, Invalid> {
+        let digits = self.bytes().get(self.at + 1..self.at + 5).ok_or(Invalid)?;
+        let mut unit = 0u16;
+        for &digit in digits {
+            let value = (digit as char).to_digit(16).ok_or(Invalid)?;
+            unit = unit << 4 | value as u16;
+        }
+        self.at += 5;
+        Ok(unit)
+    }
+
+    /// Reads a number whose first byte (`-` or a digit) is next.
+    pub(crate) fn number(&mut self) -> Result<Number<'a>, Invalid> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(Invalid),
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            self.some_digits()?;
+            integer = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            self.some_digits()?;
+            integer = false;
+        }
+        Ok(Number {
+            text: &self.text[start..self.at],
+            integer,
+        })
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Result<(), Invalid> {
+        let start = self.at;
+        self.digits();
+        if self.at == start {
+            Err(Invalid)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Consumes `word` (`true`, `false` or `null`), which must be next.
+    pub(crate) fn literal(&mut self, word: &[u8]) -> Result<(), Invalid> {
+        if self.bytes()[self.at..].starts_with(word) {
+            self.at += word.len();
+            Ok(())
+        } else {
+            Err(Invalid)
+        }
+    }
+
+    /// Skips one value of any kind, checking it, after optional whitespace.
+    pub(crate) fn skip_value(&mut self) -> Result<(), Invalid> {
+        let mut open = Containers::default();
+        loop {
+            // A value is expected here.
+            self.skip_whitespace();
+            match self.peek().ok_or(Invalid)? {
+                b'{' => {
+                    self.at += 1;
+                    self.skip_whitespace();
+                    if self.peek() == Some(b'}') {
+                        self.at += 1;
+                    } else {
+                        open.push(Container::Object);
+                        self.skip_key()?;
+                        continue;
+                    }
+                }
+                b'[' => {
+                    self.at += 1;
+                    self.skip_whitespace();
+                    if self.peek() == Some(b']') {
+                        self.at += 1;
+                    } else {
+                        open.push(Container::Array);
+                        continue;
+                    }
+                }
+                b'"' => self.skip_string()?,
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                b'-' | b'0'..=b'9' => drop(self.number()?),
+                _ => return Err(Invalid),
+            }
+            // A value ended: close containers until one continues with another member.
+            loop {
+                let Some(container) = open.top() else {
+                    return Ok(());
+                };
+                match (self.next_token()?, container) {
+                    (b',', Container::Object) => {
+                        self.skip_key()?;
+                        break;
+                    }
+                    (b',', Container::Array) => break,
+                    (b'}', Container::Object) | (b']', Container::Array) => open.pop(),
+                    _ => return Err(Invalid),
+                }
+            }
+        }
+    }
+
+    /// Skips an object member's key and its colon.
+    fn skip_key(&mut self) -> Result<(), Invalid> {
+        self.skip_whitespace();
+        if self.peek() != Some(b'"') {
+            return Err(Invalid);
+        }
+        self.skip_string()?;
+        self.expect(b':')
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Object,
+    Array,
+}
+
+/// The containers being skipped, innermost last: a bit per level, in a word for the
+/// first 128 levels and on the heap beyond (so the usual record allocates nothing).
+#[derive(Default)]
+struct Containers {
+    bits: u128,
+    depth: usize,
+    deeper: Vec<Container>,
+}
+
+impl Containers {
+    fn push(&mut self, container: Container) {
+        if self.depth < 128 {
+            let bit = 1u128 << self.depth;
+            match container {
+                Container::Object => self.bits |= bit,
+                Container::Array => self.bits &= !bit,
+            }
+        } else {
+            self.deeper.push(container);
+        }
+        self.depth += 1;
+    }
+
+    fn pop(&mut self) {
+        if self.depth > 128 {
+            self.deeper.pop();
+        }
+        self.depth -= 1;
+    }
+
+    fn top(&self) -> Option<Container> {
+        match self.depth {
+            0 => None,
+            depth if depth > 128 => self.deeper.last().copied(),
+            depth if self.bits & (1u128 << (depth - 1)) != 0 => Some(Container::Object),
+            _ => Some(Container::Array),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(text: &str) -> bool {
+        let mut lexer = Lexer::new(text);
+        lexer.skip_value().is_ok() && lexer.at_end()
+    }
+
+    #[test]
+    fn accepts_what_serde_json_accepts() {
+        for text in [
+            "{}",
+            " { } ",
+            "[]",
+            "[1,-0,0.5,-1.25e+10,1E-2,2e3]",
+            r#"{"a":{"b":[true,false,null,{"c":"d"}]},"e":"\u00e9\"\\\/\b\f\n\r\t"}"#,
+            r#""\ud83d\ude00""#,
+            r#""\ud800""#,
+            "\"é ü 😀\"",
+            "0",
+            "-0.0e0",
+        ] {
+            assert!(valid(text), "{text}");
+            assert!(
+                serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_what_is_not_json() {
+        for text in [
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "[1,]",
+            "[1 2]",
+            "{,}",
+            "{1:2}",
+            "01",
+            "-",
+            "1.",
+            ".5",
+            "1e",
+            "+1",
+            "tru",
+            "nul",
+            "\"a",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"\\u12g4\"",
+            "\"tab\there\"",
+            "\"line\nbreak\"",
+            "{\"a\":1}}",
+            "[}",
+            "{]",
+            "NaN",
+            "Infinity",
+        ] {
+            assert!(!valid(text), "{text:?}");
+            assert!(
+                serde_json::from_str::<serde::de::IgnoredAny>(text).is_err(),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn strings_are_borrowed_unless_escaped() {
+        let mut lexer = Lexer::new(r#""plain text here, longer than eight""#);
+        assert!(matches!(
+            lexer.string(),
+            Ok(Cow::Borrowed("plain text here, longer than eight"))
+        ));
+        assert!(lexer.at_end());
+        let text = r#""a\"b\\c\/d\u00e9\ud83d\ude00\ud800x\n""#;
+        let mut lexer = Lexer::new(text);
+        let decoded = lexer.string().unwrap();
+        assert!(matches!(decoded, Cow::Owned(_)));
+        assert_eq!(decoded, "a\"b\\c/dé😀\u{fffd}x\n");
+        assert!(lexer.at_end());
+    }
+
+    #[test]
+    fn decoded_strings_match_serde_json() {
+        for text in [
+            r#""\u0041\u00e9\u4e2d\ud83d\ude00 tail""#,
+            r#""12345678\"12345678\\""#,
+            r#""\t\r\n\b\f""#,
+        ] {
+            let ours = Lexer::new(text).string().unwrap();
+            let theirs: String = serde_json::from_str(text).unwrap();
+            assert_eq!(ours, theirs);
+        }
+    }
+
+    #[test]
+    fn numbers_report_whether_they_are_integers() {
+        for (text, integer) in [("12", true), ("-0", true), ("1.5", false), ("2e3", false)] {
+            let number = Lexer::new(text).number().unwrap();
+            assert_eq!(number, Number { text, integer });
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_skipped_without_recursion() {
+        for depth in [1, 127, 128, 129, 200_000] {
+            let text = "[".repeat(depth) + &"]".repeat(depth);
+            assert!(valid(&text), "{depth}");
+            let unbalanced = "[".repeat(depth) + &"]".repeat(depth - 1) + "}";
+            assert!(!valid(&unbalanced), "{depth}");
+        }
+        let mixed = "{\"a\":[".repeat(300) + &"]}".repeat(300);
+        assert!(valid(&mixed));
+        let crossed = "{\"a\":[".repeat(300) + "}]" + &"]}".repeat(299);
+        assert!(!valid(&crossed));
+    }
+}
