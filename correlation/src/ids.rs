@@ -64,8 +64,61 @@ pub(crate) enum Case {
 }
 
 /// Parses `min..=max` (at most 32) hex digits into an integer, left-padded with zeros.
+///
+/// Ids of 16 and 32 digits, the ones every log record carries, are read 8 digits at a
+/// time by [`parse_hex_words`]; other lengths, and any text it rejects, go through the
+/// byte-at-a-time [`parse_hex_scalar`], which also names the error.
 pub(crate) fn parse_hex(text: &str, min: usize, max: usize, case: Case) -> Result<u128, IdError> {
     let bytes = text.as_bytes();
+    if bytes.len() % 8 == 0 && (min..=max).contains(&bytes.len()) {
+        if let Some(value) = parse_hex_words(bytes, case) {
+            return Ok(value);
+        }
+    }
+    parse_hex_scalar(bytes, min, max, case)
+}
+
+/// The value of `bytes` (a multiple of 8 long) if they are all hex digits `case` accepts.
+fn parse_hex_words(bytes: &[u8], case: Case) -> Option<u128> {
+    bytes.chunks_exact(8).try_fold(0u128, |value, chunk| {
+        let digits = hex_word(u64::from_be_bytes(chunk.try_into().ok()?), case)?;
+        Some(value << 32 | u128::from(digits))
+    })
+}
+
+/// The 8 hex digits in `word` (first digit in the top byte) as 32 bits, or `None` if a
+/// byte is not a hex digit `case` accepts. SWAR: all 8 bytes are tested at once.
+///
+/// Once every byte is below 0x80, adding `0x80 - c` to a byte sets its top bit exactly
+/// when the byte is at least `c`, and never carries into the next byte. Digits are
+/// `0x30..=0x39`; `| 0x20` maps `A..=F` onto `a..=f` (`0x61..=0x66`) and nothing else
+/// onto that range. A digit's value is its low nibble, plus 9 for letters (bit 6 set).
+fn hex_word(word: u64, case: Case) -> Option<u32> {
+    const fn splat(byte: u8) -> u64 {
+        u64::from_ne_bytes([byte; 8])
+    }
+    let at_least = |x: u64, c: u8| (x + splat(0x80 - c)) & splat(0x80);
+    if word & splat(0x80) != 0 {
+        return None;
+    }
+    let letters = match case {
+        Case::Any => word | splat(0x20),
+        Case::Lower => word,
+    };
+    let digit = at_least(word, b'0') & !at_least(word, b'9' + 1);
+    let letter = at_least(letters, b'a') & !at_least(letters, b'f' + 1);
+    if digit | letter != splat(0x80) {
+        return None;
+    }
+    let nibbles = (word & splat(0x0f)) + 9 * ((word >> 6) & splat(0x01));
+    // Pack: 8 nibbles in 8 bytes -> 4 bytes in 4 u16s -> 2 u16s in 2 u32s -> one u32.
+    let pairs = (nibbles | nibbles >> 4) & 0x00ff_00ff_00ff_00ff;
+    let quads = (pairs | pairs >> 8) & 0x0000_ffff_0000_ffff;
+    Some((quads | quads >> 16) as u32)
+}
+
+/// [`parse_hex`] a byte at a time: the fallback, and the reference the fast path is tested against.
+fn parse_hex_scalar(bytes: &[u8], min: usize, max: usize, case: Case) -> Result<u128, IdError> {
     if bytes.len() < min || bytes.len() > max {
         return Err(IdError::Length { found: bytes.len() });
     }
@@ -416,7 +469,66 @@ impl From<RequestId> for String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::{
+        prop, prop_assert_eq, prop_oneof, proptest, Just, ProptestConfig, Strategy,
+    };
+
     use super::*;
+
+    #[test]
+    fn hex_words_agree_with_the_scalar_loop_for_every_byte_at_every_position() {
+        let id = *b"4bF92f3577B34dA6a3ce929D0E0E4736";
+        for case in [Case::Any, Case::Lower] {
+            assert_eq!(
+                parse_hex_words(&id, case),
+                parse_hex_scalar(&id, 32, 32, case).ok()
+            );
+            for position in 0..id.len() {
+                for byte in 0..=u8::MAX {
+                    let mut bytes = id;
+                    bytes[position] = byte;
+                    let scalar = parse_hex_scalar(&bytes, 32, 32, case);
+                    assert_eq!(
+                        parse_hex_words(&bytes, case),
+                        scalar.ok(),
+                        "{case:?} byte {byte:#04x} at {position}"
+                    );
+                    if let Ok(text) = std::str::from_utf8(&bytes) {
+                        assert_eq!(parse_hex(text, 32, 32, case), scalar, "{text:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hex digits most of the time, else a byte next to a hex range, one that `| 0x20`
+    /// or dropping the top bit would turn into a digit, or a multi-byte character.
+    fn hexish_text() -> impl Strategy<Value = String> {
+        let char = prop_oneof![
+            12 => prop::sample::select(b"0123456789abcdefABCDEF".map(char::from).to_vec()),
+            1 => prop::sample::select(vec!['/', ':', '@', 'G', '`', 'g', 'z', ' ', '\x10', '\x19', '\x7f', '\u{b0}', '\u{e9}']),
+        ];
+        let len = prop_oneof![0usize..40, prop::sample::select(vec![8, 16, 24, 32])];
+        len.prop_flat_map(move |len| prop::collection::vec(char.clone(), len))
+            .prop_map(String::from_iter)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn parse_hex_agrees_with_the_scalar_loop(
+            text in hexish_text(),
+            (min, max) in (0usize..=32).prop_flat_map(|min| (Just(min), min..=32)),
+            lower: bool,
+        ) {
+            let case = if lower { Case::Lower } else { Case::Any };
+            prop_assert_eq!(
+                parse_hex(&text, min, max, case),
+                parse_hex_scalar(text.as_bytes(), min, max, case)
+            );
+        }
+    }
 
     #[test]
     fn trace_id_parses_and_formats_lower_case() {
