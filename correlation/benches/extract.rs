@@ -10,7 +10,11 @@ use std::time::Instant;
 
 use hindsight_correlation::ecs::AddedFields;
 use hindsight_correlation::extract::FieldSet;
+use hindsight_correlation::ids::{SpanId, TraceId};
 use hindsight_correlation::json::ObjectWriter;
+use hindsight_correlation::time::parse_text;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 /// Real shapes, each about 300 bytes.
 const RECORDS: &[(&str, &str)] = &[
@@ -29,6 +33,7 @@ const RECORDS: &[(&str, &str)] = &[
 ];
 
 fn main() {
+    parse_text_figures();
     let fields = FieldSet::default();
     let iterations = 1_000_000;
     let mut out = Vec::with_capacity(1024);
@@ -57,5 +62,55 @@ fn main() {
             "{shape:<5} {} bytes: find ids {scan_ns:.0} ns/record, find + splice ECS fields {splice_ns:.0} ns/record",
             line.len()
         );
+    }
+    id_parse_figures();
+}
+
+/// Nanoseconds per trace id and span id parsed: one id over and over (which branch
+/// prediction learns), and 4096 random ones (which it cannot, as in real logs).
+fn id_parse_figures() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let random: Vec<(String, String)> = (0..4096)
+        .map(|_| {
+            let trace = TraceId::random(&mut rng).to_string();
+            (trace, SpanId::random(&mut rng).to_string())
+        })
+        .collect();
+    let fixed = vec![(
+        String::from("4bf92f3577b34da6a3ce929d0e0e4736"),
+        String::from("00f067aa0ba902b7"),
+    )];
+    let iterations = 10_000_000;
+    for (name, ids) in [("one id", &fixed), ("random ids", &random)] {
+        let begun = Instant::now();
+        for (trace, _) in ids.iter().cycle().take(iterations) {
+            black_box(TraceId::from_hex(black_box(trace)).is_ok());
+        }
+        let trace_ns = begun.elapsed().as_nanos() as f64 / iterations as f64;
+        let begun = Instant::now();
+        for (_, span) in ids.iter().cycle().take(iterations) {
+            black_box(SpanId::from_hex(black_box(span)).is_ok());
+        }
+        let span_ns = begun.elapsed().as_nanos() as f64 / iterations as f64;
+        println!("ids   parse hex, {name:<10}: trace id {trace_ns:.1} ns, span id {span_ns:.1} ns");
+    }
+}
+
+/// Nanoseconds per record time parsed by `time::parse_text`, for the shapes loggers write.
+fn parse_text_figures() {
+    const TIMES: &[&str] = &[
+        "2024-05-01T12:00:00.000068Z",
+        "2026-11-23T10:00:00.5+01:00",
+        "2026-11-23T10:00:00.123Z",
+        "2026-11-23 10:00:00.123456",
+    ];
+    let iterations = 1_000_000;
+    for text in TIMES {
+        let begun = Instant::now();
+        for _ in 0..iterations {
+            black_box(parse_text(black_box(text)));
+        }
+        let ns = begun.elapsed().as_nanos() as f64 / iterations as f64;
+        println!("time  parse_text {text:<28} {ns:.1} ns");
     }
 }
