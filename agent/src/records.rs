@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use hindsight_correlation::ecs::{AddedFields, Field, FieldValue};
+use hindsight_correlation::ecs::{AddedFields, Field, FieldValue, Layouts};
 use hindsight_correlation::extract::{Extracted, FieldSet};
 use hindsight_correlation::fingers_crossed::SampleKey;
 use hindsight_correlation::id_pairs::IdPairs;
@@ -246,6 +246,8 @@ pub struct RecordBuilder {
     clock: Option<RequestClock>,
     pairs: IdPairs,
     buffer: Vec<u8>,
+    /// The document shapes written so far (see [`AddedFields::write_with`]).
+    layouts: Layouts,
     /// Documents are copied into shared chunks of this, so that a record costs no
     /// allocation of its own; a chunk is freed when its last record is dropped.
     documents: BytesMut,
@@ -272,6 +274,7 @@ impl RecordBuilder {
             clock,
             pairs: IdPairs::new(ID_PAIRS),
             buffer: Vec::with_capacity(4096),
+            layouts: Layouts::default(),
             documents: BytesMut::new(),
         }
     }
@@ -327,15 +330,11 @@ impl RecordBuilder {
         hold: impl FnOnce(&RecordKey, Option<Level>) -> bool,
     ) -> Built {
         let mut outcome = BuildOutcome::default();
-        let line: Cow<'_, [u8]> = match std::str::from_utf8(&event.line) {
-            Ok(_) => Cow::Borrowed(&event.line[..]),
+        let line: Cow<'_, str> = match std::str::from_utf8(&event.line) {
+            Ok(text) => Cow::Borrowed(text),
             Err(_) => {
                 outcome.invalid_utf8 = true;
-                Cow::Owned(
-                    String::from_utf8_lossy(&event.line)
-                        .into_owned()
-                        .into_bytes(),
-                )
+                Cow::Owned(String::from_utf8_lossy(&event.line).into_owned())
             }
         };
         self.buffer.clear();
@@ -351,7 +350,7 @@ impl RecordBuilder {
         let scanned = if event.flags.truncated {
             Err(NotAnObject::InvalidJson)
         } else {
-            self.fields.scan(&line)
+            self.fields.scan_str(&line)
         };
         let mut added = AddedFields::new();
         let (timestamp, key, level) = match &scanned {
@@ -382,7 +381,7 @@ impl RecordBuilder {
                     let replay = Replay { time, delta };
                     return Built::Raw(HeldLine {
                         raw: RawRecord::keep(
-                            &line,
+                            line.as_bytes(),
                             event.stream,
                             event.flags,
                             event.origin.clone(),
@@ -400,8 +399,8 @@ impl RecordBuilder {
                     delta.add_ecs_fields(&mut added);
                 }
                 add_agent_fields(&mut added, &event, &self.host_name);
-                let mut doc = ObjectWriter::splice(&mut self.buffer, &line, &scan.top);
-                added.write(&mut doc, &scan.top);
+                let mut doc = ObjectWriter::splice(&mut self.buffer, line.as_bytes(), &scan.top);
+                added.write_with(&mut doc, &scan.top, &mut self.layouts);
                 doc.finish();
                 (time, key, extracted.level)
             }
@@ -415,14 +414,13 @@ impl RecordBuilder {
                 };
                 outcome.wrapped = Some(reason);
                 let time = runtime_time.unwrap_or_else(Timestamp::now);
-                let text = String::from_utf8_lossy(&line);
                 let mut doc = ObjectWriter::new(&mut self.buffer);
                 FieldValue::Time(time).write_into(doc.key("@timestamp"));
-                doc.field_str("message", &text);
+                doc.field_str("message", &line);
                 doc.key("tags")
                     .extend_from_slice(format!("[\"{}\"]", reason.tag()).as_bytes());
                 add_agent_fields(&mut added, &event, &self.host_name);
-                added.write(&mut doc, &TopLevel::default());
+                added.write_with(&mut doc, &TopLevel::default(), &mut self.layouts);
                 doc.finish();
                 (
                     time,

@@ -99,6 +99,9 @@ pub enum Field {
 /// How many [`Field`]s there are.
 const FIELD_COUNT: usize = Field::Stream as usize + 1;
 
+// A layout's key holds the written fields and the roots in 16 bits each.
+const _: () = assert!(FIELD_COUNT <= 16 && AGENT_ROOTS.len() <= 16);
+
 /// What is known about a [`Field`] without looking at a record.
 #[derive(Debug)]
 struct Spec {
@@ -308,76 +311,167 @@ impl<'v> AddedFields<'v> {
     /// Writes the fields into `doc`, each root once, skipping what `top` (the original's
     /// scan) already has. With `top` of a new object ([`TopLevel::default`]), writes all.
     pub fn write(&self, doc: &mut ObjectWriter<'_>, top: &TopLevel<'_>) {
-        // The fields to write, by index, in `Field` order: members of one object are
-        // neighbours, so every object is written in one pass.
-        let mut kept = [0u8; FIELD_COUNT];
-        let mut count = 0;
+        self.write_with(doc, top, &mut Layouts::default());
+    }
+
+    /// [`AddedFields::write`], reusing the layouts of document shapes seen before: the
+    /// keys, braces and commas of a shape are worked out once, then copied in one piece
+    /// between the values. Keep one [`Layouts`] per writer.
+    pub fn write_with(
+        &self,
+        doc: &mut ObjectWriter<'_>,
+        top: &TopLevel<'_>,
+        layouts: &mut Layouts,
+    ) {
+        // The fields to write, in `Field` order, and the roots that are objects in the
+        // original (their fields become dotted keys): together they decide the layout.
+        let mut kept = 0u16;
+        let mut object_roots = 0u16;
         for (index, (spec, value)) in SPECS.iter().zip(&self.values).enumerate() {
-            let keep = value.is_some()
-                && !top.occupies_any(spec.occupied_bit)
-                && match top.root_at(spec.root) {
-                    RootUse::Absent => true,
-                    RootUse::Object => spec.segments.len() > 1,
-                    RootUse::Scalar => false,
-                };
+            if value.is_none() || top.occupies_any(spec.occupied_bit) {
+                continue;
+            }
+            let keep = match top.root_at(spec.root) {
+                RootUse::Absent => true,
+                RootUse::Object if spec.segments.len() > 1 => {
+                    object_roots |= 1 << spec.root;
+                    true
+                }
+                RootUse::Object => false,
+                RootUse::Scalar => false,
+            };
             if keep {
-                kept[count] = index as u8;
-                count += 1;
+                kept |= 1 << index;
             }
         }
-        let kept = &kept[..count];
+        let (out, needs_comma) = doc.parts();
+        let key = u64::from(kept) | u64::from(object_roots) << 16 | u64::from(*needs_comma) << 32;
+        let layout = layouts.get(key, || Layout::compile(kept, object_roots, *needs_comma));
+        layout.write(&self.values, out);
+        *needs_comma |= kept != 0;
+    }
+}
+
+/// Compiled document shapes, most recent first out when full (see
+/// [`AddedFields::write_with`]). A workload has a handful of shapes; 16 are kept.
+#[derive(Debug, Default)]
+pub struct Layouts {
+    entries: Vec<(u64, Layout)>,
+    next_evicted: usize,
+}
+
+impl Layouts {
+    const CAPACITY: usize = 16;
+
+    fn get(&mut self, key: u64, compile: impl FnOnce() -> Layout) -> &Layout {
+        let at = match self.entries.iter().position(|(known, _)| *known == key) {
+            Some(at) => at,
+            None if self.entries.len() < Self::CAPACITY => {
+                self.entries.push((key, compile()));
+                self.entries.len() - 1
+            }
+            None => {
+                let at = self.next_evicted;
+                self.next_evicted = (at + 1) % Self::CAPACITY;
+                self.entries[at] = (key, compile());
+                at
+            }
+        };
+        &self.entries[at].1
+    }
+}
+
+/// One document shape: its constant text, and where each field's value goes in it.
+#[derive(Debug, Default)]
+struct Layout {
+    text: Vec<u8>,
+    /// `(offset in text, field index)`, in order: the value follows `text[..offset]`.
+    values: Vec<(u32, u8)>,
+}
+
+impl Layout {
+    /// The layout for the fields in `kept` (bits by field index), where the roots in
+    /// `object_roots` (bits by [`AGENT_ROOTS`] index) are objects in the original.
+    fn compile(kept: u16, object_roots: u16, mut needs_comma: bool) -> Layout {
+        let kept: Vec<u8> = (0..FIELD_COUNT as u8)
+            .filter(|index| kept & 1 << index != 0)
+            .collect();
+        let mut layout = Layout::default();
         let mut at = 0;
         while at < kept.len() {
             let root = SPECS[kept[at] as usize].root;
             let end = at + group_len(&kept[at..], |spec| spec.root == root);
             let group = &kept[at..end];
             let first = &SPECS[group[0] as usize];
-            match top.root_at(root) {
+            if object_roots & 1 << root != 0 {
                 // Dotted keys, which Elasticsearch merges into the original's object.
-                RootUse::Object => {
-                    for &index in group {
-                        self.write_value(index, doc.key(SPECS[index as usize].path));
-                    }
+                for &index in group {
+                    layout.key(&mut needs_comma, SPECS[index as usize].path);
+                    layout.value(index);
                 }
-                _ if first.segments.len() == 1 => self.write_value(group[0], doc.key(first.path)),
-                _ => self.write_object(doc.key(first.segments[0]), group, 1),
+            } else if first.segments.len() == 1 {
+                layout.key(&mut needs_comma, first.path);
+                layout.value(group[0]);
+            } else {
+                layout.key(&mut needs_comma, first.segments[0]);
+                layout.object(group, 1);
             }
             at = end;
         }
+        layout
     }
 
-    fn write_value(&self, index: u8, out: &mut Vec<u8>) {
-        if let Some(value) = &self.values[index as usize] {
-            value.write_into(out);
+    /// Writes `"key":`, after a comma unless it is the object's first member.
+    fn key(&mut self, needs_comma: &mut bool, key: &str) {
+        if *needs_comma {
+            self.text.push(b',');
         }
+        *needs_comma = true;
+        write_str(&mut self.text, key);
+        self.text.push(b':');
     }
 
-    /// Writes `group` (indexes of fields sharing their first `depth` segments) as one
+    /// Marks where field `index`'s value goes.
+    fn value(&mut self, index: u8) {
+        self.values.push((self.text.len() as u32, index));
+    }
+
+    /// Lays out `group` (indexes of fields sharing their first `depth` segments) as one
     /// object keyed by the segment at `depth`.
-    fn write_object(&self, out: &mut Vec<u8>, group: &[u8], depth: usize) {
-        out.push(b'{');
+    fn object(&mut self, group: &[u8], depth: usize) {
+        self.text.push(b'{');
+        let mut needs_comma = false;
         let mut at = 0;
         while at < group.len() {
-            if at > 0 {
-                out.push(b',');
-            }
             let segments = SPECS[group[at] as usize].segments;
             let name = segments[depth];
-            write_quoted(out, name.as_bytes());
-            out.push(b':');
+            self.key(&mut needs_comma, name);
             if segments.len() == depth + 1 {
-                self.write_value(group[at], out);
+                self.value(group[at]);
                 at += 1;
             } else {
                 let end = at
                     + group_len(&group[at..], |spec| {
                         spec.segments.len() > depth + 1 && spec.segments[depth] == name
                     });
-                self.write_object(out, &group[at..end], depth + 1);
+                self.object(&group[at..end], depth + 1);
                 at = end;
             }
         }
-        out.push(b'}');
+        self.text.push(b'}');
+    }
+
+    /// Appends the layout with `values` filled in.
+    fn write(&self, values: &[Option<FieldValue<'_>>], out: &mut Vec<u8>) {
+        let mut from = 0;
+        for &(offset, index) in &self.values {
+            out.extend_from_slice(&self.text[from..offset as usize]);
+            if let Some(value) = &values[usize::from(index)] {
+                value.write_into(out);
+            }
+            from = offset as usize;
+        }
+        out.extend_from_slice(&self.text[from..]);
     }
 }
 
@@ -409,6 +503,54 @@ mod tests {
 
     fn trace() -> TraceId {
         TraceId::from_u128(0xab).unwrap()
+    }
+
+    #[test]
+    fn reused_layouts_write_what_a_fresh_writer_writes() {
+        let lines = [
+            r#"{"msg":"x"}"#,
+            r#"{}"#,
+            r#"{"log":{"logger":"a"},"http":"GET /"}"#,
+            r#"{"trace":{"id":"ab"},"kubernetes":{"node":"n"},"stream":1}"#,
+            r#"{"log.level":"warn","host":"h"}"#,
+        ];
+        let fields = [
+            Field::Timestamp,
+            Field::TraceId,
+            Field::HttpRequestId,
+            Field::LogLevel,
+            Field::LogFilePath,
+            Field::KubernetesPodName,
+            Field::HostName,
+            Field::Stream,
+        ];
+        let mut layouts = Layouts::default();
+        // Every subset of the fields on every line: more shapes than the cache holds,
+        // twice over, so layouts are reused and evicted.
+        for _ in 0..2 {
+            for line in lines {
+                let scan = FieldSet::default().scan(line.as_bytes()).expect("object");
+                for subset in 0..1u32 << fields.len() {
+                    let mut added = AddedFields::new();
+                    for (bit, field) in fields.iter().enumerate() {
+                        if subset & 1 << bit != 0 {
+                            added.push(*field, "v\"");
+                        }
+                    }
+                    let mut fresh = Vec::new();
+                    let mut doc = ObjectWriter::splice(&mut fresh, line.as_bytes(), &scan.top);
+                    added.write(&mut doc, &scan.top);
+                    doc.finish();
+                    let mut reused = Vec::new();
+                    let mut doc = ObjectWriter::splice(&mut reused, line.as_bytes(), &scan.top);
+                    added.write_with(&mut doc, &scan.top, &mut layouts);
+                    doc.finish();
+                    assert_eq!(reused, fresh, "{line} {subset:#b}");
+                    serde_json::from_slice::<serde_json::Value>(&fresh).expect("valid JSON");
+                }
+            }
+        }
+        assert_eq!(layouts.entries.len(), Layouts::CAPACITY);
     }
 
     #[test]

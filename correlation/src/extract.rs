@@ -326,6 +326,12 @@ impl FieldSet {
     /// Validates `line` as one JSON object (as [`crate::json::scan_object`] does) and,
     /// in the same pass, finds the configured fields. Never panics on any input.
     pub fn scan<'a>(&self, line: &'a [u8]) -> Result<Scan<'a>, NotAnObject> {
+        let text = std::str::from_utf8(line).map_err(|_| NotAnObject::InvalidUtf8)?;
+        self.scan_str(text)
+    }
+
+    /// [`FieldSet::scan`] of a line already known to be UTF-8.
+    pub fn scan_str<'a>(&self, line: &'a str) -> Result<Scan<'a>, NotAnObject> {
         let mut hits = Hits::default();
         let top = scan::scan(line, &self.trie, &mut hits)?;
         Ok(Scan {

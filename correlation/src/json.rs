@@ -233,6 +233,11 @@ impl<'o> ObjectWriter<'o> {
         inner.finish();
     }
 
+    /// The buffer and whether the next member needs a leading comma.
+    pub(crate) fn parts(&mut self) -> (&mut Vec<u8>, &mut bool) {
+        (self.out, &mut self.needs_comma)
+    }
+
     /// Closes the object.
     pub fn finish(self) {
         self.out.push(b'}');

@@ -236,13 +236,12 @@ impl<'de> Seen<'de> {
     }
 }
 
-/// Validates `line` as one JSON object and records what the trie asks for into `hits`.
+/// Validates `text` as one JSON object and records what the trie asks for into `hits`.
 pub(crate) fn scan<'a>(
-    line: &'a [u8],
+    text: &'a str,
     trie: &Trie,
     hits: &mut Hits<'a>,
 ) -> Result<TopLevel<'a>, NotAnObject> {
-    let text = std::str::from_utf8(line).map_err(|_| NotAnObject::InvalidUtf8)?;
     let mut lexer = Lexer::new(text);
     lexer.skip_whitespace();
     if lexer.peek() != Some(b'{') {
