@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use serde::Deserialize;
 
 use super::config::Format;
@@ -112,26 +112,27 @@ impl Decoder {
         match framing {
             Framing::Plain => out.push(Record::raw(line, truncated)),
             Framing::Cri => match parse_cri(&line) {
-                Some(cri) => self.piece(
-                    cri.content,
-                    Some(cri.time),
-                    cri.stream,
-                    cri.partial,
-                    truncated,
-                    out,
-                    stats,
-                ),
+                Some(cri) => {
+                    // The time is the one new reference to the line's buffer; the line
+                    // itself becomes the content (a suffix of it), with no count change.
+                    let time = line.slice(..cri.time_end);
+                    let mut content = line;
+                    content.advance(cri.content_start);
+                    let stream = Some(cri.stream);
+                    self.piece(
+                        content,
+                        Some(time),
+                        stream,
+                        cri.partial,
+                        truncated,
+                        out,
+                        stats,
+                    );
+                }
                 None => self.unparsed(line, truncated, out, stats),
             },
             Framing::Docker => match parse_docker(&line) {
-                Some(d) => {
-                    let mut log = d.log;
-                    let partial = log.last() != Some(&b'\n');
-                    if !partial {
-                        log.truncate(log.len() - 1);
-                    }
-                    self.piece(log, d.time, d.stream, partial, truncated, out, stats)
-                }
+                Some(d) => self.piece(d.log, d.time, d.stream, d.partial, truncated, out, stats),
                 None => self.unparsed(line, truncated, out, stats),
             },
         }
@@ -232,33 +233,19 @@ fn detect(line: &[u8]) -> Framing {
     }
 }
 
-/// A parsed CRI line: `<RFC 3339 time> <stdout|stderr> <P|F>[:tags] <content>`.
+/// Where the parts of a CRI line are: `<RFC 3339 time> <stdout|stderr> <P|F>[:tags] <content>`.
+///
+/// Positions rather than `Bytes`, so that the caller decides how to cut them out of the
+/// line: the time is `line[..time_end]`, the content `line[content_start..]`.
 #[derive(Debug, PartialEq, Eq)]
 struct CriLine {
-    time: Bytes,
-    stream: Option<Stream>,
+    time_end: usize,
+    stream: Stream,
     partial: bool,
-    content: Bytes,
+    content_start: usize,
 }
 
-trait Slicer {
-    fn sub(&self, range: std::ops::Range<usize>) -> Bytes;
-}
-
-impl Slicer for Bytes {
-    fn sub(&self, range: std::ops::Range<usize>) -> Bytes {
-        self.slice(range)
-    }
-}
-
-impl Slicer for [u8] {
-    fn sub(&self, range: std::ops::Range<usize>) -> Bytes {
-        Bytes::copy_from_slice(&self[range])
-    }
-}
-
-fn parse_cri<S: Slicer + AsRef<[u8]> + ?Sized>(line: &S) -> Option<CriLine> {
-    let b = line.as_ref();
+fn parse_cri(b: &[u8]) -> Option<CriLine> {
     let time_end = memchr::memchr(b' ', b)?;
     if !looks_like_rfc3339(&b[..time_end]) {
         return None;
@@ -280,12 +267,11 @@ fn parse_cri<S: Slicer + AsRef<[u8]> + ?Sized>(line: &S) -> Option<CriLine> {
         b"F" => false,
         _ => return None,
     };
-    let content_start = (tag_end + 1).min(b.len());
     Some(CriLine {
-        time: line.sub(0..time_end),
-        stream: Some(stream),
+        time_end,
+        stream,
         partial,
-        content: line.sub(content_start..b.len()),
+        content_start: (tag_end + 1).min(b.len()),
     })
 }
 
@@ -305,7 +291,10 @@ fn looks_like_rfc3339(t: &[u8]) -> bool {
 /// A parsed Docker json-file entry.
 #[derive(Debug, PartialEq, Eq)]
 struct DockerLine {
+    /// The `log` text without its trailing `\n`.
     log: Bytes,
+    /// The `log` text had no trailing `\n`: the runtime split the line there.
+    partial: bool,
     stream: Option<Stream>,
     time: Option<Bytes>,
 }
@@ -326,8 +315,16 @@ fn parse_docker(line: &[u8]) -> Option<DockerLine> {
         Some("stderr") => Some(Stream::Stderr),
         _ => None,
     };
+    // Strip the `\n` from the text, before it becomes `Bytes` (whose `truncate` would
+    // promote a fresh buffer to a shared one: an allocation and two atomic operations).
+    let mut log = entry.log.into_owned();
+    let partial = !log.ends_with('\n');
+    if !partial {
+        log.pop();
+    }
     Some(DockerLine {
-        log: Bytes::from(entry.log.into_owned()),
+        log: Bytes::from(log),
+        partial,
         stream,
         time: entry.time.map(|t| Bytes::from(t.into_owned())),
     })
@@ -487,6 +484,104 @@ mod tests {
         d.flush(&mut out, &mut stats);
         assert_eq!(lines(&out), vec![&b"half"[..]]);
         assert!(d.is_idle());
+    }
+
+    fn cri(time: &str, rest: &str) -> Bytes {
+        Bytes::from(format!("{time} {rest}"))
+    }
+
+    #[test]
+    fn cri_time_and_content_are_cut_exactly() {
+        let t2 = "2024-05-01T12:00:01+02:00";
+        let mut d = Decoder::new(Format::Cri, 100);
+        let mut out = Vec::new();
+        let mut stats = DecodeStats::default();
+        for l in [
+            cri(T, "stdout F  two  spaces "),
+            cri(t2, "stderr F:x:y a b"),
+            cri(T, "stdout F"),
+            cri(t2, "stdout F "),
+            cri(T, "stderr F  "),
+        ] {
+            assert!(d.push(l, false, &mut out, &mut stats));
+        }
+        let got: Vec<_> = out
+            .iter()
+            .map(|r| (&r.line[..], r.time.as_deref().unwrap(), r.stream.unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b" two  spaces "[..], T.as_bytes(), Stream::Stdout),
+                (b"a b", t2.as_bytes(), Stream::Stderr),
+                (b"", T.as_bytes(), Stream::Stdout),
+                (b"", t2.as_bytes(), Stream::Stdout),
+                (b" ", T.as_bytes(), Stream::Stderr),
+            ]
+        );
+        assert_eq!(stats, DecodeStats::default());
+    }
+
+    #[test]
+    fn cri_join_keeps_the_first_pieces_time() {
+        let t2 = "2024-05-01T12:00:01.5Z";
+        let mut d = Decoder::new(Format::Cri, 100);
+        let mut out = Vec::new();
+        let mut stats = DecodeStats::default();
+        assert!(!d.push(cri(T, "stdout P "), false, &mut out, &mut stats));
+        assert!(!d.push(cri(T, "stdout P {\"a\":"), false, &mut out, &mut stats));
+        assert!(d.push(cri(t2, "stdout F 1}"), false, &mut out, &mut stats));
+        assert!(!d.push(cri(t2, "stderr P x"), false, &mut out, &mut stats));
+        assert!(d.push(cri(T, "stderr F"), false, &mut out, &mut stats));
+        assert_eq!(
+            out,
+            vec![
+                Record {
+                    line: Bytes::from_static(br#"{"a":1}"#),
+                    time: Some(Bytes::from(T)),
+                    stream: Some(Stream::Stdout),
+                    truncated: false,
+                },
+                Record {
+                    line: Bytes::from_static(b"x"),
+                    time: Some(Bytes::from(t2)),
+                    stream: Some(Stream::Stderr),
+                    truncated: false,
+                },
+            ]
+        );
+        assert_eq!(stats.partials_joined, 2);
+    }
+
+    #[test]
+    fn docker_content_time_and_partials_are_exact() {
+        let (out, stats, idle) = decode(
+            Format::Docker,
+            100,
+            &[
+                br#"{"log":"plain\n","stream":"stdout","time":"t1"}"#,
+                br#"{"log":"\n","time":"t2"}"#,
+                br#"{"log":"a\n\n"}"#,
+                br#"{"log":"he","stream":"stderr","time":"t3"}"#,
+                br#"{"log":"llo\n","stream":"stderr","time":"t4"}"#,
+                br#"{"log":"unfinished","stream":"stdout","time":"t5"}"#,
+            ],
+        );
+        assert!(!idle);
+        let got: Vec<_> = out
+            .iter()
+            .map(|r| (&r.line[..], r.time.as_deref(), r.stream))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"plain"[..], Some(&b"t1"[..]), Some(Stream::Stdout)),
+                (b"", Some(b"t2"), None),
+                (b"a\n", None, None),
+                (b"hello", Some(b"t3"), Some(Stream::Stderr)),
+            ]
+        );
+        assert_eq!(stats.partials_joined, 1);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::config::Format;
 use super::framing::{DecodeStats, Decoder, Record};
@@ -197,6 +197,11 @@ impl FileReader {
     }
 
     /// Consumes one line from `buf`, or all of `buf` into `partial` when it has no `\n`.
+    ///
+    /// A line found whole in `buf` becomes a `Bytes` slice of the chunk with a single
+    /// reference-count increment (the chunk's counter is shared with the pipeline thread,
+    /// which drops the lines): the limit and a trailing `\r` are applied to the length
+    /// before the split, and the `\n` and any cut tail are skipped with `advance`.
     fn split_one(&mut self, batch: &mut Batch) {
         let Some(i) = memchr::memchr(b'\n', &self.buf) else {
             let rest = std::mem::take(&mut self.buf);
@@ -204,36 +209,54 @@ impl FileReader {
             return;
         };
         let end_offset = self.read_offset - self.buf.len() as u64 + i as u64 + 1;
-        let raw = self.buf.split_to(i + 1);
         if self.skipping && self.partial.is_empty() {
             // The rest of a line we started in the middle of (read from the end).
+            self.consume(i + 1);
             self.skipping = false;
             if self.decoder.is_idle() {
                 self.resume_offset = end_offset;
             }
             return;
         }
-        let (mut line, truncated) = if self.partial.is_empty() && !self.skipping {
-            let mut line = raw.slice(..i);
-            let truncated = line.len() > self.max_line;
-            line.truncate(self.max_line);
+        let (line, truncated) = if self.partial.is_empty() && !self.skipping {
+            let truncated = i > self.max_line;
+            let mut len = i.min(self.max_line);
+            if len > 0 && self.buf[len - 1] == b'\r' {
+                len -= 1;
+            }
+            let line = self.buf.split_to(len);
+            self.consume(i + 1 - len);
             (line, truncated)
         } else {
             let had_room = self.max_line - self.partial.len();
-            self.append_partial(&raw[..i]);
+            let rest = std::mem::take(&mut self.buf);
+            self.append_partial(&rest[..i]);
+            self.buf = rest;
+            self.consume(i + 1);
             let truncated = self.skipping || i > had_room;
             self.skipping = false;
+            if self.partial.last() == Some(&b'\r') {
+                self.partial.truncate(self.partial.len() - 1);
+            }
             (self.partial.split().freeze(), truncated)
         };
-        if line.last() == Some(&b'\r') {
-            line.truncate(line.len() - 1);
-        }
         batch.truncated += u64::from(truncated);
         if self
             .decoder
             .push(line, truncated, &mut batch.records, &mut batch.decode)
         {
             self.resume_offset = end_offset;
+        }
+    }
+
+    /// Skips the first `n` bytes of `buf`, without touching the chunk's reference count
+    /// unless that empties `buf`, which then lets go of the chunk (an idle file must not
+    /// pin it).
+    fn consume(&mut self, n: usize) {
+        if n == self.buf.len() {
+            self.buf = Bytes::new();
+        } else {
+            self.buf.advance(n);
         }
     }
 
@@ -415,6 +438,57 @@ mod tests {
         let b = r.finish();
         assert_eq!(lines(&b), vec![&b"last words"[..]]);
         assert_eq!(b.end_offset, 12);
+    }
+
+    #[test]
+    fn cri_lines_with_cr_limit_and_a_head_from_an_earlier_read() {
+        let t = "2024-05-01T12:00:00.000000001Z";
+        let head = format!("{t} stdout F ");
+        let content = format!("{head}one\r\n{head}0123456789\r\n{head}tw");
+        let (mut f, file) = file_with(content.as_bytes());
+        let max = head.len() + 5;
+        let mut r = FileReader::new(file, 0, false, Format::Auto, max);
+        let mut s = Scratch::default();
+        let b = r.read_batch(BIG, &mut s).unwrap();
+        assert_eq!(lines(&b), vec![&b"one"[..], b"01234"]);
+        assert!(b
+            .records
+            .iter()
+            .all(|r| r.time.as_deref() == Some(t.as_bytes())));
+        assert_eq!(b.truncated, 1);
+        assert!(!b.records[0].truncated && b.records[1].truncated);
+        // The rest of the last line arrives later: its head was kept in `partial`.
+        f.write_all(b"o\r\n\r\n").unwrap();
+        f.flush().unwrap();
+        let b = r.read_batch(BIG, &mut s).unwrap();
+        assert_eq!(lines(&b), vec![&b"two"[..]]);
+        assert_eq!(b.records[0].time.as_deref(), Some(t.as_bytes()));
+        assert!(!b.records[0].truncated);
+        assert_eq!(b.decode.empty_lines, 1);
+        assert_eq!(b.end_offset, std::fs::metadata(f.path()).unwrap().len());
+    }
+
+    #[test]
+    fn cr_at_the_limit_is_stripped_after_the_cut() {
+        // The `\r` counts towards the limit, as it did when it was stripped after the cut.
+        let (_f, file) = file_with(b"ab\rcd\n\r\nxy\r\nxyz\r\n");
+        let mut r = FileReader::new(file, 0, false, Format::Json, 3);
+        let b = r.read_batch(BIG, &mut Scratch::default()).unwrap();
+        assert_eq!(lines(&b), vec![&b"ab"[..], b"xy", b"xyz"]);
+        let flags: Vec<_> = b.records.iter().map(|r| r.truncated).collect();
+        assert_eq!(flags, vec![true, false, true]);
+        assert_eq!(b.decode.empty_lines, 1);
+    }
+
+    #[test]
+    fn a_reader_that_split_all_it_read_does_not_pin_the_chunk() {
+        let (_f, file) = file_with(b"a\nb\n");
+        let mut r = FileReader::new(file, 0, false, Format::Json, 100);
+        let mut b = r.read_batch(BIG, &mut Scratch::default()).unwrap();
+        let last = b.records.pop().unwrap();
+        assert!(!last.line.is_unique());
+        drop(b);
+        assert!(last.line.is_unique());
     }
 
     #[test]
