@@ -39,6 +39,8 @@ pub struct Agent {
     /// What the proxy hands to the log pipeline; `None` without a proxy.
     outcomes: Option<mpsc::Receiver<RequestOutcome>>,
     registry: prometheus_client::registry::Registry,
+    /// Events into the pipeline: the agent gives memory back when it stops moving.
+    events_in: prometheus_client::metrics::counter::Counter,
     started: Instant,
 }
 
@@ -59,6 +61,7 @@ pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
     dropped.register(&mut registry);
     let pipeline_metrics = PipelineMetrics::default();
     pipeline_metrics.register(&mut registry);
+    let events_in = pipeline_metrics.events_in.clone();
     let file_metrics = FileSourceMetrics::new(dropped.clone());
     file_metrics.register(&mut registry);
     let sink_metrics = SinkMetrics::default();
@@ -150,6 +153,7 @@ pub fn build(config_path: &Path) -> anyhow::Result<Agent> {
         proxy,
         outcomes,
         registry,
+        events_in,
         started,
     })
 }
@@ -173,6 +177,7 @@ impl Agent {
             proxy,
             outcomes,
             registry,
+            events_in,
             started,
         } = self;
         std::fs::create_dir_all(&config.data_dir)
@@ -232,6 +237,7 @@ impl Agent {
             &failed,
             run_sink(sink, records_rx, shutdown.clone()),
         );
+        tokio::spawn(crate::memory::trim_when_idle(events_in, shutdown.clone()));
         tracing::info!(version = env!("CARGO_PKG_VERSION"), "hindsight started");
 
         shutdown.cancelled().await;

@@ -10,6 +10,7 @@ pub mod app;
 pub mod config;
 pub mod event;
 pub mod handoff;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;
