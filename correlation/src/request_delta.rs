@@ -44,10 +44,11 @@
 //! [`ClockStats`]. Time that goes backwards (stdout and stderr interleaved) gives zero,
 //! never a negative figure.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroUsize;
 use std::time::Duration;
+
+use hashbrown::HashTable;
 
 use crate::ecs::{AddedFields, Field, FieldValue};
 use crate::time::Timestamp;
@@ -103,30 +104,42 @@ pub struct ClockStats {
 /// "No slot" in the recency list.
 const NIL: u32 = u32::MAX;
 
+/// One remembered id: 32 bytes, two to a cache line. A free slot is one listed in
+/// [`RequestClock::free`]; its fields are stale.
 #[derive(Debug)]
 struct Slot {
-    /// The id's keyed hash; `None` once the slot is free.
-    key: Option<u64>,
-    first: Timestamp,
-    last: Timestamp,
+    /// The id's keyed hash.
+    key: u64,
+    /// The request's first line, in nanoseconds since the epoch (see [`nanos`]).
+    first: i64,
+    /// Its latest line time so far, likewise.
+    last: i64,
     /// Towards the most recently seen.
     newer: u32,
     /// Towards the least recently seen.
     older: u32,
 }
 
+const _: () = assert!(std::mem::size_of::<Slot>() == 32);
+
 /// First and last line time per request id, bounded in size, driven by explicit time.
 #[derive(Debug)]
 pub struct RequestClock {
     capacity: NonZeroUsize,
-    idle_timeout: Duration,
-    /// Ids by their keyed 64-bit hash, not their text: no allocation per request and
-    /// about 70 bytes per remembered id, however long the id. Two ids would share a clock
-    /// only if their hashes collided: below one chance in a billion with 100,000 ids
-    /// remembered, and the key is random per process, so ids cannot be chosen to collide.
-    index: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    /// `idle_timeout` in nanoseconds (`u128`: a `Duration` may exceed `u64`).
+    idle_nanos: u128,
+    /// Slot numbers, found by their slot's key: ids by their keyed 64-bit hash, not
+    /// their text, so no allocation per request and about 40 bytes per remembered id
+    /// (a 32-byte slot, 4 bytes and a control byte per table bucket), however long the
+    /// id. Two ids would share a clock only if their hashes collided: below one chance in
+    /// a billion with 100,000 ids remembered, and the key is random per process, so ids
+    /// cannot be chosen to collide.
+    index: HashTable<u32>,
     hasher: RandomState,
+    /// Times in them are integer nanoseconds (see [`nanos`]): the deltas chrono gives,
+    /// without its date arithmetic on every line.
     slots: Vec<Slot>,
+    /// Slots freed by expiry, for reuse.
     free: Vec<u32>,
     /// Most recently seen.
     newest: u32,
@@ -150,8 +163,8 @@ impl RequestClock {
             capacity.min(NonZeroUsize::new(NIL as usize - 1).unwrap_or(NonZeroUsize::MIN));
         RequestClock {
             capacity,
-            idle_timeout,
-            index: HashMap::default(),
+            idle_nanos: idle_timeout.as_nanos(),
+            index: HashTable::new(),
             hasher: RandomState::new(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -163,40 +176,46 @@ impl RequestClock {
 
     /// Notes a line of request `request_id` at `now` and returns its delta.
     pub fn observe(&mut self, request_id: &str, now: Timestamp) -> RequestDelta {
-        self.expire(now);
+        let now = nanos(now);
+        self.expire_at(now);
         let key = self.hasher.hash_one(request_id);
-        if let Some(&slot) = self.index.get(&key) {
-            self.touch(slot);
-            let entry = &mut self.slots[slot as usize];
+        let slots = &self.slots;
+        if let Some(&id) = self.index.find(key, |&id| slots[id as usize].key == key) {
+            self.touch(id);
+            let slot = &mut self.slots[id as usize];
             let delta = RequestDelta {
-                elapsed: now.saturating_duration_since(entry.first),
-                since_previous: now.saturating_duration_since(entry.last),
+                elapsed: nanos_since(now, slot.first),
+                since_previous: nanos_since(now, slot.last),
             };
-            entry.last = entry.last.max(now);
+            slot.last = slot.last.max(now);
             return delta;
         }
-        if self.index.len() >= self.capacity.get() {
-            self.remove(self.oldest);
-            self.stats.evicted_full += 1;
-        }
-        let slot = Slot {
-            key: Some(key),
+        let fresh = Slot {
+            key,
             first: now,
             last: now,
             newer: NIL,
             older: NIL,
         };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = slot;
-                id
-            }
-            None => {
-                self.slots.push(slot);
-                (self.slots.len() - 1) as u32
-            }
+        let id = if self.index.len() >= self.capacity.get() {
+            // Full (so not empty): the least recently seen id makes way, and its slot
+            // takes the new one in place.
+            let id = self.oldest;
+            self.unindex(id);
+            self.unlink(id);
+            self.slots[id as usize] = fresh;
+            self.stats.evicted_full += 1;
+            id
+        } else if let Some(id) = self.free.pop() {
+            self.slots[id as usize] = fresh;
+            id
+        } else {
+            self.slots.push(fresh);
+            (self.slots.len() - 1) as u32
         };
-        self.index.insert(key, id);
+        let slots = &self.slots;
+        self.index
+            .insert_unique(key, id, |&id| slots[id as usize].key);
         self.link_newest(id);
         RequestDelta::default()
     }
@@ -206,13 +225,22 @@ impl RequestClock {
     /// how many were forgotten. [`RequestClock::observe`] calls it, so calling it is only
     /// needed to free memory while no lines arrive.
     pub fn expire(&mut self, now: Timestamp) -> usize {
+        self.expire_at(nanos(now))
+    }
+
+    /// [`RequestClock::expire`] at `now` in nanoseconds: one integer comparison when
+    /// nothing is due.
+    fn expire_at(&mut self, now: i64) -> usize {
         let mut expired = 0;
         while self.oldest != NIL {
-            let last = self.slots[self.oldest as usize].last;
-            if now.saturating_duration_since(last) < self.idle_timeout {
+            let id = self.oldest;
+            let last = self.slots[id as usize].last;
+            if u128::from(nanos_since_raw(now, last)) < self.idle_nanos {
                 break;
             }
-            self.remove(self.oldest);
+            self.unindex(id);
+            self.unlink(id);
+            self.free.push(id);
             self.stats.expired_idle += 1;
             expired += 1;
         }
@@ -232,6 +260,15 @@ impl RequestClock {
     /// What was dropped so far.
     pub fn stats(&self) -> ClockStats {
         self.stats
+    }
+
+    /// Drops slot `id`'s entry from the index (the slot itself stays linked).
+    fn unindex(&mut self, id: u32) {
+        let key = self.slots[id as usize].key;
+        // Slot numbers are unique in the index: no need to compare keys.
+        if let Ok(entry) = self.index.find_entry(key, |&other| other == id) {
+            entry.remove();
+        }
     }
 
     fn unlink(&mut self, id: u32) {
@@ -269,44 +306,39 @@ impl RequestClock {
             self.link_newest(id);
         }
     }
+}
 
-    fn remove(&mut self, id: u32) {
-        if id == NIL {
-            return;
-        }
-        self.unlink(id);
-        if let Some(key) = self.slots[id as usize].key.take() {
-            self.index.remove(&key);
-        }
-        self.free.push(id);
+/// `time` as the clock keeps it: nanoseconds since the epoch. Differences of these are
+/// exactly chrono's for times from 1677 to 2262 (bar leap seconds, which count as the
+/// following second); times outside are clamped to that range, so a delta involving
+/// one is at most the distance to the bound, and between two beyond the same bound zero.
+fn nanos(time: Timestamp) -> i64 {
+    time.nanos_saturating()
+}
+
+/// How long after `earlier` `later` is, in nanoseconds; zero when it is not later.
+fn nanos_since_raw(later: i64, earlier: i64) -> u64 {
+    if later > earlier {
+        // The true difference is below 2^64, so the wrapped one read unsigned is it.
+        later.wrapping_sub(earlier) as u64
+    } else {
+        0
     }
 }
 
-/// A hasher for keys that are already keyed hashes: passes the value through.
-#[derive(Debug, Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used; fold anything else in so it still hashes.
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
+/// [`nanos_since_raw`] as a `Duration`.
+fn nanos_since(later: i64, earlier: i64) -> Duration {
+    Duration::from_nanos(nanos_since_raw(later, earlier))
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::{DateTime, SecondsFormat};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
     use super::*;
-    use crate::time::parse_epoch;
+    use crate::time::{parse_epoch, parse_text};
 
     fn at(millis: u64) -> Timestamp {
         parse_epoch(1_700_000_000_000.0 + millis as f64).unwrap()
@@ -400,5 +432,134 @@ mod tests {
             fields.get(Field::RequestSincePreviousMs),
             Some(&FieldValue::U64(0))
         );
+    }
+
+    /// The time `nanos` after the epoch, exactly.
+    fn at_nanos(nanos: i64) -> Timestamp {
+        let text =
+            DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(SecondsFormat::Nanos, true);
+        parse_text(&text).unwrap()
+    }
+
+    /// The clock's rules written plainly: ids from least to most recently seen, with
+    /// chrono's arithmetic on the times.
+    struct Model {
+        capacity: usize,
+        idle_timeout: Duration,
+        /// Id, first and latest line time.
+        ids: Vec<(String, Timestamp, Timestamp)>,
+        stats: ClockStats,
+    }
+
+    impl Model {
+        fn expire(&mut self, now: Timestamp) -> usize {
+            let mut expired = 0;
+            while let Some(&(_, _, last)) = self.ids.first() {
+                if now.saturating_duration_since(last) < self.idle_timeout {
+                    break;
+                }
+                self.ids.remove(0);
+                self.stats.expired_idle += 1;
+                expired += 1;
+            }
+            expired
+        }
+
+        fn observe(&mut self, id: &str, now: Timestamp) -> RequestDelta {
+            self.expire(now);
+            if let Some(at) = self.ids.iter().position(|(seen, _, _)| seen == id) {
+                let (id, first, last) = self.ids.remove(at);
+                self.ids.push((id, first, last.max(now)));
+                return RequestDelta {
+                    elapsed: now.saturating_duration_since(first),
+                    since_previous: now.saturating_duration_since(last),
+                };
+            }
+            if self.ids.len() >= self.capacity {
+                self.ids.remove(0);
+                self.stats.evicted_full += 1;
+            }
+            self.ids.push((id.to_owned(), now, now));
+            RequestDelta::default()
+        }
+    }
+
+    #[test]
+    fn matches_a_plain_model_on_random_ids_and_times() {
+        let mut total = ClockStats::default();
+        for seed in 0..64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let capacity = rng.random_range(1..=8);
+            let idle_ms = rng.random_range(1..=2_000);
+            let pool = rng.random_range(1..=16);
+            let mut clock = clock(capacity, idle_ms);
+            let mut model = Model {
+                capacity,
+                idle_timeout: Duration::from_millis(idle_ms),
+                ids: Vec::new(),
+                stats: ClockStats::default(),
+            };
+            let idle_ns = idle_ms as i64 * 1_000_000;
+            let mut now: i64 = 1_700_000_000_123_456_789;
+            for step in 0..2_000 {
+                now = match rng.random_range(0..100) {
+                    // Mostly forwards, by up to a fifth of the idle timeout.
+                    0..65 => now.saturating_add(rng.random_range(0..=idle_ns / 5)),
+                    // Backwards (stdout and stderr interleaved).
+                    65..80 => now.saturating_sub(rng.random_range(0..=idle_ns)),
+                    // An idle gap.
+                    80..90 => now.saturating_add(rng.random_range(idle_ns..=3 * idle_ns)),
+                    // Right at the least recent id's expiry, or a nanosecond either side.
+                    90..97 => model.ids.first().map_or(now, |&(_, _, last)| {
+                        nanos(last).saturating_add(idle_ns + rng.random_range(-1..=1))
+                    }),
+                    // Anywhere in range: differences beyond `i64`.
+                    _ => rng.random_range(i64::MIN..=i64::MAX),
+                };
+                let time = at_nanos(now);
+                let context = format!("seed {seed} step {step}");
+                if rng.random_range(0..10) == 0 {
+                    assert_eq!(clock.expire(time), model.expire(time), "{context}");
+                } else {
+                    let id = format!("r{}", rng.random_range(0..pool));
+                    let delta = clock.observe(&id, time);
+                    assert_eq!(delta, model.observe(&id, time), "{context} id {id}");
+                }
+                assert_eq!(clock.len(), model.ids.len(), "{context}");
+            }
+            assert_eq!(clock.stats(), model.stats, "seed {seed}");
+            total.evicted_full += model.stats.evicted_full;
+            total.expired_idle += model.stats.expired_idle;
+        }
+        // Both ways of forgetting were exercised.
+        assert!(
+            total.evicted_full > 1_000 && total.expired_idle > 1_000,
+            "{total:?}"
+        );
+    }
+
+    #[test]
+    fn times_beyond_the_nanosecond_range_are_clamped_to_it() {
+        let t = |text| parse_text(text).unwrap();
+        let mut clock = clock(10, 60_000);
+        // Both beyond 2262: the same bound, so no time passes between them.
+        clock.observe("far", t("2300-01-01T00:00:00Z"));
+        let delta = clock.observe("far", t("2400-01-01T00:00:00Z"));
+        assert_eq!(delta, RequestDelta::default());
+        // From an ordinary time, up to the last representable nanosecond.
+        clock.observe("late", t("2262-04-11T23:47:16.854775000Z"));
+        let delta = clock.observe("late", t("3000-01-01T00:00:00Z"));
+        assert_eq!(delta.elapsed, Duration::from_nanos(807));
+        // Before 1677, from the first representable nanosecond.
+        clock.observe("early", t("1600-01-01T00:00:00Z"));
+        let delta = clock.observe("early", t("1677-09-21T00:12:43.145224193Z"));
+        assert_eq!(delta.elapsed, Duration::from_nanos(1));
+        assert_eq!(clock.stats(), ClockStats::default());
+
+        // An idle timeout longer than any difference: nothing expires.
+        let mut clock = RequestClock::new(NonZeroUsize::MIN, Duration::MAX);
+        clock.observe("a", t("1600-01-01T00:00:00Z"));
+        assert_eq!(clock.expire(t("3000-01-01T00:00:00Z")), 0);
+        assert_eq!(clock.len(), 1);
     }
 }

@@ -37,6 +37,18 @@ impl Timestamp {
         self.0.timestamp_micros()
     }
 
+    /// Nanoseconds since the Unix epoch, clamped to what an `i64` holds (1677-09-21 to
+    /// 2262-04-11). A leap second counts as the second after it, as in POSIX time.
+    pub(crate) fn nanos_saturating(self) -> i64 {
+        self.0
+            .timestamp_nanos_opt()
+            .unwrap_or(if self.0.timestamp() < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            })
+    }
+
     /// How long after `earlier` this is; zero when it is not later.
     pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
         (self.0 - earlier.0).to_std().unwrap_or(Duration::ZERO)
