@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hindsight_correlation::ecs::Field;
+use hindsight_correlation::json::json_string;
 use hindsight_exporters::ack::Ack;
 
 /// Which standard stream a container line was written to.
@@ -21,6 +23,14 @@ impl Stream {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
+        }
+    }
+
+    /// [`Stream::as_str`] as a JSON string.
+    pub fn as_json(self) -> &'static str {
+        match self {
+            Stream::Stdout => "\"stdout\"",
+            Stream::Stderr => "\"stderr\"",
         }
     }
 }
@@ -49,22 +59,49 @@ pub struct Origin {
     pub kubernetes: Option<KubernetesOrigin>,
     /// `path` as text (lossy), written into every record as `log.file.path`.
     path_text: String,
+    /// The fields this origin adds to every record (`log.file.path`, `kubernetes.*`),
+    /// each value a JSON string quoted and escaped once for all of them.
+    fields_json: Vec<(Field, Box<str>)>,
 }
 
 impl Origin {
     /// The origin of a file at `path`.
     pub fn new(path: PathBuf, kubernetes: Option<KubernetesOrigin>) -> Self {
         let path_text = path.to_string_lossy().into_owned();
+        let mut fields = vec![(Field::LogFilePath, path_text.as_str())];
+        if let Some(kubernetes) = &kubernetes {
+            fields.push((Field::KubernetesNamespace, &kubernetes.namespace));
+            fields.push((Field::KubernetesPodName, &kubernetes.pod_name));
+            if let Some(uid) = &kubernetes.pod_uid {
+                fields.push((Field::KubernetesPodUid, uid));
+            }
+            fields.push((Field::KubernetesContainerName, &kubernetes.container_name));
+            if let Some(id) = &kubernetes.container_id {
+                fields.push((Field::KubernetesContainerId, id));
+            }
+        }
+        let fields_json = fields
+            .into_iter()
+            .map(|(field, text)| (field, json_string(text).into_boxed_str()))
+            .collect();
         Origin {
             path,
             kubernetes,
             path_text,
+            fields_json,
         }
     }
 
     /// The path as text, invalid UTF-8 replaced.
     pub fn path_text(&self) -> &str {
         &self.path_text
+    }
+
+    /// The fields this origin adds to each of its records, values as JSON strings.
+    pub fn fields_json(&self) -> impl Iterator<Item = (Field, &str)> {
+        self.fields_json
+            .iter()
+            .map(|(field, json)| (*field, json.as_ref()))
     }
 }
 

@@ -20,7 +20,7 @@ use hindsight_correlation::extract::{Extracted, FieldSet};
 use hindsight_correlation::fingers_crossed::SampleKey;
 use hindsight_correlation::id_pairs::IdPairs;
 use hindsight_correlation::ids::TraceId;
-use hindsight_correlation::json::{NotAnObject, ObjectWriter, RootUse, TopLevel};
+use hindsight_correlation::json::{json_string, NotAnObject, ObjectWriter, RootUse, TopLevel};
 use hindsight_correlation::level::Level;
 use hindsight_correlation::request_delta::{RequestClock, RequestDelta};
 use hindsight_correlation::time::{parse_text, Timestamp};
@@ -241,7 +241,8 @@ impl RawRecord {
 /// per-request state that enrichment needs.
 #[derive(Debug)]
 pub struct RecordBuilder {
-    host_name: String,
+    /// `host.name` as a JSON string.
+    host_name_json: String,
     fields: FieldSet,
     clock: Option<RequestClock>,
     pairs: IdPairs,
@@ -269,7 +270,7 @@ impl RecordBuilder {
         clock: Option<RequestClock>,
     ) -> Self {
         RecordBuilder {
-            host_name: host_name.into(),
+            host_name_json: json_string(&host_name.into()),
             fields,
             clock,
             pairs: IdPairs::new(ID_PAIRS),
@@ -398,7 +399,7 @@ impl RecordBuilder {
                 if let Some(delta) = delta {
                     delta.add_ecs_fields(&mut added);
                 }
-                add_agent_fields(&mut added, &event, &self.host_name);
+                add_agent_fields(&mut added, &event, &self.host_name_json);
                 let mut doc = ObjectWriter::splice(&mut self.buffer, line.as_bytes(), &scan.top);
                 added.write_with(&mut doc, &scan.top, &mut self.layouts);
                 doc.finish();
@@ -419,7 +420,7 @@ impl RecordBuilder {
                 doc.field_str("message", &line);
                 doc.key("tags")
                     .extend_from_slice(format!("[\"{}\"]", reason.tag()).as_bytes());
-                add_agent_fields(&mut added, &event, &self.host_name);
+                add_agent_fields(&mut added, &event, &self.host_name_json);
                 added.write_with(&mut doc, &TopLevel::default(), &mut self.layouts);
                 doc.finish();
                 (
@@ -485,26 +486,19 @@ impl RecordBuilder {
 }
 
 /// The agent's own fields: Kubernetes identity, host, file and stream.
-fn add_agent_fields<'e>(added: &mut AddedFields<'e>, event: &'e LogEvent, host_name: &'e str) {
-    let origin: &Origin = &event.origin;
-    if let Some(kubernetes) = &origin.kubernetes {
-        added.push(Field::KubernetesNamespace, kubernetes.namespace.as_str());
-        added.push(Field::KubernetesPodName, kubernetes.pod_name.as_str());
-        if let Some(uid) = &kubernetes.pod_uid {
-            added.push(Field::KubernetesPodUid, uid.as_str());
-        }
-        added.push(
-            Field::KubernetesContainerName,
-            kubernetes.container_name.as_str(),
-        );
-        if let Some(id) = &kubernetes.container_id {
-            added.push(Field::KubernetesContainerId, id.as_str());
-        }
+fn add_agent_fields<'e>(added: &mut AddedFields<'e>, event: &'e LogEvent, host_name_json: &'e str) {
+    for (field, json) in event.origin.fields_json() {
+        added.push(field, FieldValue::Json(Cow::Borrowed(json)));
     }
-    added.push(Field::HostName, host_name);
-    added.push(Field::LogFilePath, origin.path_text());
+    added.push(
+        Field::HostName,
+        FieldValue::Json(Cow::Borrowed(host_name_json)),
+    );
     if let Some(stream) = event.stream {
-        added.push(Field::Stream, stream.as_str());
+        added.push(
+            Field::Stream,
+            FieldValue::Json(Cow::Borrowed(stream.as_json())),
+        );
     }
 }
 
@@ -563,6 +557,33 @@ mod tests {
         assert_eq!(value["level"], 30, "the original field is untouched");
         assert_eq!(built.key, RecordKey::Request(Arc::from("req-1")));
         assert_eq!(built.level, Some(Level::Info));
+    }
+
+    #[test]
+    fn origin_and_host_values_are_escaped_once_and_correctly() {
+        let mut read = event(br#"{"msg":"x"}"#, false);
+        let path = "/var/log/odd \"dir\"\\x/0.log";
+        read.origin = Arc::new(Origin::new(
+            PathBuf::from(path),
+            Some(KubernetesOrigin {
+                namespace: "ns\u{1}".into(),
+                pod_name: "pod\"q".into(),
+                pod_uid: None,
+                container_name: "c\\".into(),
+                container_id: Some("id\n".into()),
+            }),
+        ));
+        read.stream = Some(Stream::Stdout);
+        let built = RecordBuilder::new("host \"h\"", FieldSet::default(), None).build(read);
+        let value: Value = serde_json::from_slice(&built.record.doc).expect("valid JSON");
+        assert_eq!(value["log"]["file"]["path"], path);
+        assert_eq!(value["kubernetes"]["namespace"], "ns\u{1}");
+        assert_eq!(value["kubernetes"]["pod"]["name"], "pod\"q");
+        assert!(value["kubernetes"]["pod"].get("uid").is_none());
+        assert_eq!(value["kubernetes"]["container"]["name"], "c\\");
+        assert_eq!(value["kubernetes"]["container"]["id"], "id\n");
+        assert_eq!(value["host"]["name"], "host \"h\"");
+        assert_eq!(value["stream"], "stdout");
     }
 
     #[test]

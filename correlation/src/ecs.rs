@@ -209,6 +209,9 @@ pub enum FieldValue<'v> {
     SpanId(SpanId),
     /// A time, written as RFC 3339 text in UTC ([`Timestamp::to_rfc3339`]).
     Time(Timestamp),
+    /// Text that already is a JSON value, written as it is: a string quoted and escaped
+    /// once ([`crate::json::json_string`]) for the many records that carry it.
+    Json(Cow<'v, str>),
 }
 
 impl<'v> From<&'v str> for FieldValue<'v> {
@@ -249,6 +252,7 @@ impl FieldValue<'_> {
                 time.write_rfc3339(out);
                 out.push(b'"');
             }
+            FieldValue::Json(json) => out.extend_from_slice(json.as_bytes()),
         }
     }
 }

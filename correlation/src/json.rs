@@ -244,6 +244,14 @@ impl<'o> ObjectWriter<'o> {
     }
 }
 
+/// `value` as a JSON string (with quotes), escaped per RFC 8259.
+pub fn json_string(value: &str) -> String {
+    let mut out = Vec::with_capacity(value.len() + 2);
+    write_str(&mut out, value);
+    // Escaping UTF-8 text keeps it UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Writes `value` as a JSON string (with quotes), escaping per RFC 8259.
 pub fn write_str(out: &mut Vec<u8>, value: &str) {
     let bytes = value.as_bytes();
