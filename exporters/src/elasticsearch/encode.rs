@@ -1,4 +1,4 @@
-//! Bulk request bodies: NDJSON written straight into reused buffers, then gzipped.
+//! Bulk request bodies: NDJSON written straight into a reused buffer, or gzipped on the way.
 //!
 //! A body is, per record, one action line naming the target index and the document itself:
 //!
@@ -7,12 +7,12 @@
 //! {"@timestamp":"2026-11-23T10:00:00Z","message":"hello"}
 //! ```
 
-use std::io::Write as _;
 use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::format::{Fixed, Item, Numeric, StrftimeItems};
 use chrono::{DateTime, Utc};
+use flate2::{FlushCompress, Status};
 
 use super::config::{BulkMode, Compression};
 use crate::LogRecord;
@@ -244,25 +244,32 @@ pub(crate) struct EncodedBody {
     pub raw_len: usize,
 }
 
-/// Writes bulk bodies into two buffers that are reused from request to request: the
-/// NDJSON text and its gzip form. Sent bodies are frozen views of the buffers; once a
-/// request is done their memory is reclaimed by the next `reserve`.
+/// Uncompressed bytes gathered before each call into the compressor: enough that calls
+/// are few, little enough to stay in L2 cache next to the compressor's own state.
+const GZIP_STAGE: usize = 64 * 1024;
+
+/// Writes bulk bodies into a buffer that is reused from request to request. Sent bodies
+/// are frozen views of the buffer; once a request is done its memory is reclaimed by the
+/// next `reserve`.
 #[derive(Debug)]
 pub(crate) struct BulkEncoder {
-    compression: Compression,
-    raw: BytesMut,
-    wire: BytesMut,
-    /// Where each document of the last body starts and ends in `raw`.
+    /// The body being written: the NDJSON text, or with gzip its compressed form.
+    body: BytesMut,
+    /// Without compression: where each document of the last body starts and ends in it.
     spans: Vec<Range<usize>>,
+    /// With gzip: the compressor, kept from body to body.
+    gzip: Option<GzipStream>,
 }
 
 impl BulkEncoder {
     pub(crate) fn new(compression: Compression) -> Self {
         BulkEncoder {
-            compression,
-            raw: BytesMut::new(),
-            wire: BytesMut::new(),
+            body: BytesMut::new(),
             spans: Vec::new(),
+            gzip: match compression {
+                Compression::None => None,
+                Compression::Gzip => Some(GzipStream::new()),
+            },
         }
     }
 
@@ -270,49 +277,134 @@ impl BulkEncoder {
     ///
     /// Without compression the body holds each document as sent, so every record's
     /// document is replaced by its slice of the body: a batch in flight is in memory
-    /// once, not twice.
+    /// once, not twice. With gzip the NDJSON text is compressed as it is written, a
+    /// few kilobytes at a time, and never held whole.
     pub(crate) fn encode(
         &mut self,
         records: &mut [LogRecord],
         namer: &mut IndexNamer,
     ) -> EncodedBody {
         let estimate: usize = records.iter().map(|r| r.doc.len() + 64).sum();
-        self.raw.clear();
-        self.raw.reserve(estimate);
-        self.spans.clear();
-        for record in records.iter() {
-            self.raw
-                .put_slice(namer.action_line(record.timestamp_millis));
-            let start = self.raw.len();
-            put_one_line(&mut self.raw, &record.doc);
-            self.spans.push(start..self.raw.len());
-            self.raw.put_u8(b'\n');
-        }
-        let raw_len = self.raw.len();
-        let wire = match self.compression {
-            Compression::None => {
-                let wire = self.raw.split().freeze();
+        let body = &mut self.body;
+        body.clear();
+        match &mut self.gzip {
+            None => {
+                body.reserve(estimate);
+                self.spans.clear();
+                for record in records.iter() {
+                    body.put_slice(namer.action_line(record.timestamp_millis));
+                    let start = body.len();
+                    put_one_line(body, &record.doc);
+                    self.spans.push(start..body.len());
+                    body.put_u8(b'\n');
+                }
+                let raw_len = body.len();
+                let wire = body.split().freeze();
                 for (record, span) in records.iter_mut().zip(self.spans.drain(..)) {
                     record.doc = wire.slice(span);
                 }
-                wire
+                EncodedBody { wire, raw_len }
             }
-            Compression::Gzip => {
-                self.wire.clear();
-                self.wire.reserve(raw_len / 4 + 64);
-                let mut gz = flate2::write::GzEncoder::new(
-                    (&mut self.wire).writer(),
-                    flate2::Compression::fast(),
-                );
-                // Writing into memory cannot fail.
-                let written = gz.write_all(&self.raw).and_then(|()| gz.try_finish());
-                debug_assert!(written.is_ok());
-                drop(gz);
-                self.raw.clear();
-                self.wire.split().freeze()
+            Some(gzip) => {
+                // Logs shrink at least four-fold at this level; the buffer grows if not.
+                body.reserve(estimate / 4 + 64);
+                gzip.begin();
+                for record in records.iter() {
+                    gzip.write(namer.action_line(record.timestamp_millis), body);
+                    for_each_piece_of_one_line(&record.doc, |piece| gzip.write(piece, body));
+                    gzip.write(b"\n", body);
+                }
+                let raw_len = gzip.finish(body);
+                EncodedBody {
+                    wire: body.split().freeze(),
+                    raw_len,
+                }
             }
-        };
-        EncodedBody { wire, raw_len }
+        }
+    }
+}
+
+/// A gzip stream written in pieces, reused from body to body: one compressor, whose
+/// window and hash table are allocated once, and a small staging buffer in front of it.
+#[derive(Debug)]
+struct GzipStream {
+    /// Writes the gzip header and trailer (CRC-32 and length) itself.
+    deflate: flate2::Compress,
+    /// Up to `GZIP_STAGE` bytes not yet handed to `deflate`.
+    stage: Vec<u8>,
+}
+
+impl GzipStream {
+    fn new() -> Self {
+        GzipStream {
+            deflate: flate2::Compress::new_gzip(flate2::Compression::fast(), 15),
+            stage: Vec::with_capacity(GZIP_STAGE),
+        }
+    }
+
+    /// Starts a new stream, keeping the compressor's memory.
+    fn begin(&mut self) {
+        self.deflate.reset();
+        self.stage.clear();
+    }
+
+    /// Appends uncompressed bytes; each time the stage fills it is compressed onto `out`.
+    fn write(&mut self, mut bytes: &[u8], out: &mut BytesMut) {
+        while bytes.len() >= GZIP_STAGE - self.stage.len() {
+            let (now, later) = bytes.split_at(GZIP_STAGE - self.stage.len());
+            self.stage.extend_from_slice(now);
+            compress(&mut self.deflate, &self.stage, out, FlushCompress::None);
+            self.stage.clear();
+            bytes = later;
+        }
+        self.stage.extend_from_slice(bytes);
+    }
+
+    /// Compresses the rest and ends the stream; returns the uncompressed length.
+    fn finish(&mut self, out: &mut BytesMut) -> usize {
+        compress(&mut self.deflate, &self.stage, out, FlushCompress::Finish);
+        self.stage.clear();
+        self.deflate.total_in() as usize
+    }
+}
+
+/// Compresses all of `input` onto the end of `out` (output the compressor holds back
+/// comes with later calls); with `Finish`, ends the stream too.
+///
+/// The compressor fails only when misused (say, written to after its end), which this
+/// module does not do; should it happen anyway, the body is cut short and the cluster
+/// rejects it, rather than the agent panicking.
+fn compress(
+    deflate: &mut flate2::Compress,
+    mut input: &[u8],
+    out: &mut BytesMut,
+    flush: FlushCompress,
+) {
+    loop {
+        let start = out.len();
+        // Room in what the body reserved, grown only once that is used up. Zeroed, as
+        // safe code must hand the compressor initialised memory: a fraction of the
+        // input, which costs little next to compressing it.
+        if out.capacity() == start {
+            out.reserve(input.len() / 4 + 256);
+        }
+        let room = (out.capacity() - start).min(input.len() / 4 + 256);
+        out.resize(start + room, 0);
+        let (read_before, written_before) = (deflate.total_in(), deflate.total_out());
+        let status = deflate.compress(input, &mut out[start..], flush);
+        let read = (deflate.total_in() - read_before) as usize;
+        let written = (deflate.total_out() - written_before) as usize;
+        out.truncate(start + written);
+        input = &input[read..];
+        match status {
+            Ok(Status::StreamEnd) => return,
+            Ok(_) if flush == FlushCompress::None && input.is_empty() => return,
+            Ok(_) if read + written > 0 => {}
+            other => {
+                debug_assert!(false, "gzip stream stuck: {other:?}");
+                return;
+            }
+        }
     }
 }
 
@@ -320,13 +412,19 @@ impl BulkEncoder {
 /// newline can only be whitespace between tokens, and in NDJSON it would split the
 /// document and derail every following line of the request.
 pub(crate) fn put_one_line(out: &mut BytesMut, doc: &[u8]) {
+    for_each_piece_of_one_line(doc, |piece| out.put_slice(piece));
+}
+
+/// Hands `doc` to `put` piece by piece, with every raw newline replaced by a space
+/// (see [`put_one_line`]).
+fn for_each_piece_of_one_line(doc: &[u8], mut put: impl FnMut(&[u8])) {
     let mut rest = doc;
     while let Some(pos) = memchr::memchr(b'\n', rest) {
-        out.put_slice(&rest[..pos]);
-        out.put_u8(b' ');
+        put(&rest[..pos]);
+        put(b" ");
         rest = &rest[pos + 1..];
     }
-    out.put_slice(rest);
+    put(rest);
 }
 
 /// Whether a document is blank and so cannot be sent at all.
@@ -526,6 +624,70 @@ mod tests {
             body.wire.len(),
             body.raw_len
         );
+    }
+
+    #[test]
+    fn one_gzip_encoder_encodes_batch_after_batch_like_plain_text() {
+        let big = |len: usize| -> String {
+            // Newlines throughout, some of them on either side of a stage boundary.
+            let mut doc = String::from("{\"m\":\"");
+            let mut i = 0;
+            while doc.len() < len - 2 {
+                doc.push(if i % 1000 == 999 {
+                    '\n'
+                } else {
+                    (b'a' + (i % 26) as u8) as char
+                });
+                i += 1;
+            }
+            doc.push_str("\"}");
+            doc
+        };
+        let batches: Vec<Vec<(String, i64)>> = vec![
+            vec![
+                ("{\"a\":\n1\n}".to_owned(), NOV_23_2026_10H),
+                ("\n{}\n\n".to_owned(), NOV_23_2026_10H + 14 * HOUR),
+            ],
+            vec![],
+            vec![
+                ("{}".to_owned(), 0),
+                (big(3 * GZIP_STAGE + 17), 0),
+                (big(GZIP_STAGE), NOV_23_2026_10H),
+                ("{\"b\":2}".to_owned(), 0),
+            ],
+            (0..3000)
+                .map(|i| {
+                    (
+                        format!("{{\"n\":{i},\n\"x\":\"{}\"}}", "y".repeat(i % 97)),
+                        i as i64 * HOUR,
+                    )
+                })
+                .collect(),
+            vec![("{\"a\":\n1\n}".to_owned(), NOV_23_2026_10H)],
+        ];
+        let mut namer = namer("logs-%Y.%m.%d", BulkMode::Index);
+        let mut plain = BulkEncoder::new(Compression::None);
+        let mut gzip = BulkEncoder::new(Compression::Gzip);
+        let mut first_wire = None;
+        for (n, batch) in batches.iter().chain(&batches[..1]).enumerate() {
+            let records = || -> Vec<LogRecord> {
+                batch.iter().map(|(doc, time)| record(doc, *time)).collect()
+            };
+            let expected = plain.encode(&mut records(), &mut namer);
+            let body = gzip.encode(&mut records(), &mut namer);
+            assert_eq!(body.raw_len, expected.raw_len, "batch {n}");
+            let mut text = Vec::new();
+            flate2::read::GzDecoder::new(&body.wire[..])
+                .read_to_end(&mut text)
+                .unwrap();
+            assert!(text == expected.wire, "batch {n}: decoded body differs");
+            // A reset compressor is as good as a new one: same input, same bytes.
+            match &first_wire {
+                None => first_wire = Some(body.wire),
+                Some(first) if n == batches.len() => assert_eq!(&body.wire, first),
+                Some(_) => {}
+            }
+        }
     }
 
     #[test]
