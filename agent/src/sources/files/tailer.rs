@@ -37,10 +37,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The shortest gap between two scans asked for by inotify.
 const RESCAN_DEBOUNCE: Duration = Duration::from_millis(50);
-/// How long the tailer lets writes accumulate after being woken by one: a service that
-/// writes every few milliseconds is read in a few rounds per second, not hundreds. Small
-/// next to `batch.timeout` (1 s), which already sets the delivery latency.
-const READ_COALESCE: Duration = Duration::from_millis(25);
 
 /// A file opened but not yet part of a stream.
 #[derive(Debug)]
@@ -211,9 +207,13 @@ impl Tailer {
             let ack = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = signals.wake.notified() => {
-                    // A write wakes the tailer at once; lines written right after it are
-                    // read in the same round instead of one wake-up per write.
-                    tokio::time::sleep(READ_COALESCE).await;
+                    // A write wakes the tailer; lines written within `read_delay` after it
+                    // are read in the same round, so a service writing every few
+                    // milliseconds is read in a few rounds per second, not hundreds.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(self.settings.read_delay) => {}
+                    }
                     None
                 }
                 ack = self.acks_rx.recv() => ack,
