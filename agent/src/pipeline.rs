@@ -499,11 +499,16 @@ impl FingersStage {
             out.push(built.record);
             return;
         }
+        let Some(key) = built.key else {
+            // Built without a key, so not meant for the buffer: it passes.
+            out.push(built.record);
+            return;
+        };
         // A JSON line that states no level counts as info.
         let level = built.level.unwrap_or(Level::Info);
         let mut outlet = StageOutlet::new(out, builder, &self.metrics);
         self.buffer.push(
-            built.key,
+            key,
             Held::Built(built.record),
             level,
             activates,

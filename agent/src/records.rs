@@ -120,8 +120,9 @@ pub struct BuiltRecord {
     pub record: LogRecord,
     /// What happened while building it.
     pub outcome: BuildOutcome,
-    /// The correlation key.
-    pub key: RecordKey,
+    /// The correlation key; only from [`RecordBuilder::build_or_hold`] (records built
+    /// otherwise are never held, and making the key costs an allocation).
+    pub key: Option<RecordKey>,
     /// The level the record states, if any.
     pub level: Option<Level>,
     /// The file the record came from.
@@ -299,7 +300,7 @@ impl RecordBuilder {
         event: LogEvent,
         hold: impl FnOnce(&RecordKey, Option<Level>) -> bool,
     ) -> Built {
-        self.build_as(event, None, hold)
+        self.build_as(event, None, Some(hold))
     }
 
     /// Builds a held line's document as it would have been built when it was read.
@@ -316,9 +317,10 @@ impl RecordBuilder {
         self.build_now(event, Some(replay)).record
     }
 
-    /// Builds the document, never holding the line.
+    /// Builds the document, never holding the line (and so without an owned key).
     fn build_now(&mut self, event: LogEvent, replay: Option<Replay>) -> BuiltRecord {
-        match self.build_as(event, replay, |_, _| false) {
+        let never: Option<fn(&RecordKey, Option<Level>) -> bool> = None;
+        match self.build_as(event, replay, never) {
             Built::Document(built) => built,
             Built::Raw(_) => unreachable!("`hold` said no"),
         }
@@ -328,8 +330,10 @@ impl RecordBuilder {
         &mut self,
         event: LogEvent,
         replay: Option<Replay>,
-        hold: impl FnOnce(&RecordKey, Option<Level>) -> bool,
+        hold: Option<impl FnOnce(&RecordKey, Option<Level>) -> bool>,
     ) -> Built {
+        // Only a record that may be held needs its key as an owned value.
+        let keyed = hold.is_some();
         let mut outcome = BuildOutcome::default();
         let line: Cow<'_, str> = match std::str::from_utf8(&event.line) {
             Ok(text) => Cow::Borrowed(text),
@@ -339,14 +343,6 @@ impl RecordBuilder {
             }
         };
         self.buffer.clear();
-        let runtime_time = match replay {
-            Some(replay) => Some(replay.time),
-            None => event
-                .runtime_time
-                .as_ref()
-                .and_then(|raw| std::str::from_utf8(raw).ok())
-                .and_then(parse_text),
-        };
         let mut delta = None;
         let scanned = if event.flags.truncated {
             Err(NotAnObject::InvalidJson)
@@ -359,42 +355,46 @@ impl RecordBuilder {
                 let extracted = &scan.extracted;
                 let time = match replay {
                     Some(replay) => replay.time,
+                    // The runtime's time is parsed only for records without their own.
                     None => extracted
                         .time
-                        .or(runtime_time)
+                        .or_else(|| runtime_time(&event))
                         .unwrap_or_else(Timestamp::now),
                 };
                 if scan.top.root("@timestamp") == RootUse::Absent {
                     added.push(Field::Timestamp, time);
                 }
                 extracted.add_ecs_fields(&mut added);
-                let key = self.identify(extracted, &mut added, &event);
+                let identity = identify(&self.pairs, extracted, &mut added);
                 delta = match replay {
                     Some(replay) => replay.delta,
-                    None => match (&key, self.clock.as_mut()) {
-                        (RecordKey::Request(request_id), Some(clock)) => {
+                    None => match (&identity, self.clock.as_mut()) {
+                        (Identity::Request(request_id), Some(clock)) => {
                             Some(DeltaMs::of(clock.observe(request_id, time)))
                         }
                         _ => None,
                     },
                 };
-                if hold(&key, extracted.level) {
-                    let replay = Replay { time, delta };
-                    return Built::Raw(HeldLine {
-                        raw: RawRecord::keep(
-                            line.as_bytes(),
-                            event.stream,
-                            event.flags,
-                            event.origin.clone(),
-                            event.ack,
+                let key = keyed.then(|| identity.into_key(&event));
+                if let Some((hold, key)) = hold.zip(key.as_ref()) {
+                    if hold(key, extracted.level) {
+                        let replay = Replay { time, delta };
+                        return Built::Raw(HeldLine {
+                            raw: RawRecord::keep(
+                                line.as_bytes(),
+                                event.stream,
+                                event.flags,
+                                event.origin.clone(),
+                                event.ack,
+                                replay,
+                            ),
+                            outcome,
+                            key: key.clone(),
+                            level: extracted.level,
+                            origin: event.origin,
                             replay,
-                        ),
-                        outcome,
-                        key,
-                        level: extracted.level,
-                        origin: event.origin,
-                        replay,
-                    });
+                        });
+                    }
                 }
                 if let Some(delta) = delta {
                     delta.add_ecs_fields(&mut added);
@@ -414,7 +414,10 @@ impl RecordBuilder {
                     WrapReason::NotJson
                 };
                 outcome.wrapped = Some(reason);
-                let time = runtime_time.unwrap_or_else(Timestamp::now);
+                let time = match replay {
+                    Some(replay) => replay.time,
+                    None => runtime_time(&event).unwrap_or_else(Timestamp::now),
+                };
                 let mut doc = ObjectWriter::new(&mut self.buffer);
                 FieldValue::Time(time).write_into(doc.key("@timestamp"));
                 doc.field_str("message", &line);
@@ -425,7 +428,7 @@ impl RecordBuilder {
                 doc.finish();
                 (
                     time,
-                    RecordKey::Stream(event.origin.clone(), event.stream),
+                    keyed.then(|| RecordKey::Stream(event.origin.clone(), event.stream)),
                     None,
                 )
             }
@@ -447,7 +450,6 @@ impl RecordBuilder {
         })
     }
 
-    /// The record's key, completing a missing request or trace id from the proxy's pairs.
     /// The document in `buffer`, as its own slice of the current chunk.
     fn take_document(&mut self) -> Bytes {
         if self.documents.capacity() < self.buffer.len() {
@@ -457,32 +459,56 @@ impl RecordBuilder {
         self.documents.extend_from_slice(&self.buffer);
         self.documents.split().freeze()
     }
+}
 
-    fn identify(
-        &self,
-        extracted: &Extracted<'_>,
-        added: &mut AddedFields<'_>,
-        event: &LogEvent,
-    ) -> RecordKey {
-        match (&extracted.request_id, extracted.trace_id) {
-            (Some(request_id), trace_id) => {
-                if trace_id.is_none() {
-                    if let Some(paired) = self.pairs.trace_of(request_id) {
-                        added.push(Field::TraceId, FieldValue::TraceId(paired));
-                    }
-                }
-                RecordKey::Request(Arc::from(&**request_id))
-            }
-            (None, Some(trace_id)) => match self.pairs.request_of(trace_id) {
-                Some(request_id) => {
-                    added.push(Field::HttpRequestId, request_id.to_owned());
-                    RecordKey::Request(Arc::from(request_id))
-                }
-                None => RecordKey::Trace(trace_id),
-            },
-            (None, None) => RecordKey::Stream(event.origin.clone(), event.stream),
+/// Who a record belongs to, borrowed from the record or the proxy's pairs: made into an
+/// owned [`RecordKey`] only for records that may be held.
+enum Identity<'a> {
+    Request(&'a str),
+    Trace(TraceId),
+    Stream,
+}
+
+impl Identity<'_> {
+    fn into_key(self, event: &LogEvent) -> RecordKey {
+        match self {
+            Identity::Request(request_id) => RecordKey::Request(Arc::from(request_id)),
+            Identity::Trace(trace_id) => RecordKey::Trace(trace_id),
+            Identity::Stream => RecordKey::Stream(event.origin.clone(), event.stream),
         }
     }
+}
+
+/// The record's identity, completing a missing request or trace id from the proxy's pairs.
+fn identify<'a>(
+    pairs: &'a IdPairs,
+    extracted: &'a Extracted<'_>,
+    added: &mut AddedFields<'_>,
+) -> Identity<'a> {
+    match (&extracted.request_id, extracted.trace_id) {
+        (Some(request_id), trace_id) => {
+            if trace_id.is_none() {
+                if let Some(paired) = pairs.trace_of(request_id) {
+                    added.push(Field::TraceId, FieldValue::TraceId(paired));
+                }
+            }
+            Identity::Request(request_id)
+        }
+        (None, Some(trace_id)) => match pairs.request_of(trace_id) {
+            Some(request_id) => {
+                added.push(Field::HttpRequestId, request_id.to_owned());
+                Identity::Request(request_id)
+            }
+            None => Identity::Trace(trace_id),
+        },
+        (None, None) => Identity::Stream,
+    }
+}
+
+/// The time the container runtime stamped on the line (CRI/Docker), if it parses.
+fn runtime_time(event: &LogEvent) -> Option<Timestamp> {
+    let text = std::str::from_utf8(event.runtime_time.as_ref()?).ok()?;
+    parse_text(text)
 }
 
 /// The agent's own fields: Kubernetes identity, host, file and stream.
@@ -535,6 +561,14 @@ mod tests {
         RecordBuilder::new("node-1", FieldSet::default(), Some(RequestClock::default()))
     }
 
+    /// Builds `event` as the fingers-crossed stage does (with its key), holding nothing.
+    fn build_keyed(builder: &mut RecordBuilder, event: LogEvent) -> BuiltRecord {
+        match builder.build_or_hold(event, |_, _| false) {
+            Built::Document(built) => built,
+            Built::Raw(_) => panic!("nothing was to be held"),
+        }
+    }
+
     fn build(line: &[u8], truncated: bool) -> (Value, LogRecord, BuildOutcome) {
         let built = builder().build(event(line, truncated));
         let value = serde_json::from_slice(&built.record.doc).expect("documents are valid JSON");
@@ -544,7 +578,7 @@ mod tests {
     #[test]
     fn ids_and_level_become_ecs_fields_and_the_key() {
         let line = br#"{"level":30,"reqId":"req-1","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","msg":"ok"}"#;
-        let built = builder().build(event(line, false));
+        let built = build_keyed(&mut builder(), event(line, false));
         let value: Value = serde_json::from_slice(&built.record.doc).unwrap();
         assert_eq!(value["http"]["request"]["id"], "req-1");
         assert_eq!(value["trace"]["id"], "4bf92f3577b34da6a3ce929d0e0e4736");
@@ -555,8 +589,11 @@ mod tests {
             "/var/log/pods/shop_cart-7d_0a1b/cart/0.log"
         );
         assert_eq!(value["level"], 30, "the original field is untouched");
-        assert_eq!(built.key, RecordKey::Request(Arc::from("req-1")));
+        assert_eq!(built.key, Some(RecordKey::Request(Arc::from("req-1"))));
         assert_eq!(built.level, Some(Level::Info));
+        let unkeyed = builder().build(event(line, false));
+        assert_eq!(unkeyed.record.doc, built.record.doc);
+        assert_eq!(unkeyed.key, None, "plain builds make no key");
     }
 
     #[test]
@@ -685,23 +722,23 @@ mod tests {
         let built = builder.build(event(br#"{"request_id":"req-7"}"#, false));
         let value: Value = serde_json::from_slice(&built.record.doc).unwrap();
         assert_eq!(value["trace"]["id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-        let built = builder.build(event(
-            br#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}"#,
-            false,
-        ));
+        let built = build_keyed(
+            &mut builder,
+            event(br#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}"#, false),
+        );
         let value: Value = serde_json::from_slice(&built.record.doc).unwrap();
         assert_eq!(value["http"]["request"]["id"], "req-7");
-        assert_eq!(built.key, RecordKey::Request(Arc::from("req-7")));
+        assert_eq!(built.key, Some(RecordKey::Request(Arc::from("req-7"))));
     }
 
     #[test]
     fn lines_without_ids_are_keyed_by_their_stream_and_get_no_invented_id() {
-        let built = builder().build(event(br#"{"msg":"startup"}"#, false));
+        let built = build_keyed(&mut builder(), event(br#"{"msg":"startup"}"#, false));
         let value: Value = serde_json::from_slice(&built.record.doc).unwrap();
         assert!(value.get("trace").is_none() && value.get("http").is_none());
         assert!(matches!(
             built.key,
-            RecordKey::Stream(_, Some(Stream::Stderr))
+            Some(RecordKey::Stream(_, Some(Stream::Stderr)))
         ));
     }
 
