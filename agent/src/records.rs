@@ -375,27 +375,31 @@ impl RecordBuilder {
                         _ => None,
                     },
                 };
-                let key = keyed.then(|| identity.into_key(&event));
-                if let Some((hold, key)) = hold.zip(key.as_ref()) {
-                    if hold(key, extracted.level) {
-                        let replay = Replay { time, delta };
-                        return Built::Raw(HeldLine {
-                            raw: RawRecord::keep(
-                                line.as_bytes(),
-                                event.stream,
-                                event.flags,
-                                event.origin.clone(),
-                                event.ack,
+                let key = match hold {
+                    Some(hold) => {
+                        let key = identity.into_key(&event);
+                        if hold(&key, extracted.level) {
+                            let replay = Replay { time, delta };
+                            return Built::Raw(HeldLine {
+                                raw: RawRecord::keep(
+                                    line.as_bytes(),
+                                    event.stream,
+                                    event.flags,
+                                    event.origin.clone(),
+                                    event.ack,
+                                    replay,
+                                ),
+                                outcome,
+                                key,
+                                level: extracted.level,
+                                origin: event.origin,
                                 replay,
-                            ),
-                            outcome,
-                            key: key.clone(),
-                            level: extracted.level,
-                            origin: event.origin,
-                            replay,
-                        });
+                            });
+                        }
+                        Some(key)
                     }
-                }
+                    None => None,
+                };
                 if let Some(delta) = delta {
                     delta.add_ecs_fields(&mut added);
                 }
