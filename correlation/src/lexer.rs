@@ -122,17 +122,18 @@ impl<'a> Lexer<'a> {
             self.at = end + 1;
             return Ok(Cow::Borrowed(&self.text[start..end]));
         }
-        self.at = start;
-        let mut decoded = String::new();
+        // Escapes (or a bad byte): decode from here, the plain prefix copied once.
+        let mut decoded = String::from(&self.text[start..end]);
+        let mut end = end;
         loop {
-            let end = self.string_end(self.at);
-            decoded.push_str(&self.text[self.at..end]);
             self.at = end + 1;
             match self.bytes().get(end) {
                 Some(b'"') => return Ok(Cow::Owned(decoded)),
                 Some(b'\\') => self.escape(&mut decoded)?,
                 _ => return Err(Invalid),
             }
+            end = self.string_end(self.at);
+            decoded.push_str(&self.text[self.at..end]);
         }
     }
 

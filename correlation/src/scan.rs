@@ -6,7 +6,8 @@
 //! key of the object is walked down the trie segment by segment, so `"http.request.id"`,
 //! `"http":{"request":{"id":…}}` and `"http":{"request.id":…}` reach the same node. The
 //! walk descends only into objects whose node has children; every other value is
-//! checked and skipped by the [`crate::lexer`], without recursion or allocation.
+//! checked and skipped by the [`crate::lexer`], without recursion (and without
+//! allocating, up to 128 levels of nesting).
 
 use std::borrow::Cow;
 
@@ -359,9 +360,11 @@ impl<'a> Walker<'_, 'a> {
 }
 
 /// A number's value as serde_json gives it: an integer that fits as `u64` (or `i64`
-/// when negative), any other number as `f64`.
+/// when negative, except `-0`, which is `f64` to keep its sign), any other number as
+/// `f64`. Unlike serde_json, a number beyond `f64`'s range is ±infinity, not an error:
+/// no time or level is read from it, and the record is kept.
 fn number(number: Number<'_>) -> Scalar<'static> {
-    if number.integer {
+    if number.integer && number.text != "-0" {
         if let Ok(value) = number.text.parse::<u64>() {
             return Scalar::U64(value);
         }

@@ -572,3 +572,18 @@ fn agent_only_set_finds_nothing() {
         Extracted::default()
     );
 }
+
+#[test]
+fn numbers_read_as_serde_json_reads_them_except_out_of_range_ones() {
+    // An integer id is kept as text; `-0` is a float (its sign kept), so it is no id.
+    assert_eq!(scan(r#"{"reqId":42}"#).request_id.as_deref(), Some("42"));
+    assert_eq!(scan(r#"{"reqId":-7}"#).request_id.as_deref(), Some("-7"));
+    assert_eq!(scan(r#"{"reqId":-0}"#).request_id, None);
+    // Beyond f64's range: serde_json refused the whole line; here the record is kept,
+    // and no level or time is read from the infinite value.
+    let huge = FieldSet::default()
+        .scan(br#"{"level":1e400,"time":-1e999,"msg":"x"}"#)
+        .expect("grammatical JSON is an object");
+    assert_eq!(huge.extracted.level, None);
+    assert_eq!(huge.extracted.time, None);
+}
