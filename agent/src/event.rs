@@ -50,15 +50,14 @@ pub struct KubernetesOrigin {
     pub container_id: Option<String>,
 }
 
-/// Where a record came from; shared by every record of one file.
+/// Where a record came from; shared by every record of one file. Made once per file by
+/// [`Origin::new`] and not changed afterwards: the values records get are rendered there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     /// The path the file was discovered under.
     pub path: PathBuf,
     /// Kubernetes identity, when the path follows the kubelet's layout.
     pub kubernetes: Option<KubernetesOrigin>,
-    /// `path` as text (lossy), written into every record as `log.file.path`.
-    path_text: String,
     /// The fields this origin adds to every record (`log.file.path`, `kubernetes.*`),
     /// each value a JSON string quoted and escaped once for all of them.
     fields_json: Vec<(Field, Box<str>)>,
@@ -67,8 +66,8 @@ pub struct Origin {
 impl Origin {
     /// The origin of a file at `path`.
     pub fn new(path: PathBuf, kubernetes: Option<KubernetesOrigin>) -> Self {
-        let path_text = path.to_string_lossy().into_owned();
-        let mut fields = vec![(Field::LogFilePath, path_text.as_str())];
+        let path_text = path.to_string_lossy();
+        let mut fields = vec![(Field::LogFilePath, &*path_text)];
         if let Some(kubernetes) = &kubernetes {
             fields.push((Field::KubernetesNamespace, &kubernetes.namespace));
             fields.push((Field::KubernetesPodName, &kubernetes.pod_name));
@@ -87,14 +86,8 @@ impl Origin {
         Origin {
             path,
             kubernetes,
-            path_text,
             fields_json,
         }
-    }
-
-    /// The path as text, invalid UTF-8 replaced.
-    pub fn path_text(&self) -> &str {
-        &self.path_text
     }
 
     /// The fields this origin adds to each of its records, values as JSON strings.

@@ -488,21 +488,20 @@ impl FingersStage {
         out: &mut Vec<LogRecord>,
     ) {
         // Lines that are not JSON objects (stack traces, panics, a runtime's own messages)
-        // are never held: they are often the only trace of a crash.
-        if built.outcome.wrapped.is_some() {
-            self.metrics
-                .emitted
-                .get_or_create(&ReasonLabel {
-                    reason: EmitReason::Passed.as_str(),
-                })
-                .inc();
-            out.push(built.record);
-            return;
-        }
-        let Some(key) = built.key else {
-            // Built without a key, so not meant for the buffer: it passes.
-            out.push(built.record);
-            return;
+        // are never held: they are often the only trace of a crash. Nor are records built
+        // without a key (none reach here: the stage builds its records with theirs).
+        let key = match built.key {
+            Some(key) if built.outcome.wrapped.is_none() => key,
+            _ => {
+                self.metrics
+                    .emitted
+                    .get_or_create(&ReasonLabel {
+                        reason: EmitReason::Passed.as_str(),
+                    })
+                    .inc();
+                out.push(built.record);
+                return;
+            }
         };
         // A JSON line that states no level counts as info.
         let level = built.level.unwrap_or(Level::Info);

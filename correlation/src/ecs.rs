@@ -356,8 +356,9 @@ impl<'v> AddedFields<'v> {
     }
 }
 
-/// Compiled document shapes, most recent first out when full (see
-/// [`AddedFields::write_with`]). A workload has a handful of shapes; 16 are kept.
+/// Compiled document shapes (see [`AddedFields::write_with`]). A workload has a handful
+/// of shapes; 16 are kept, and when a 17th comes they are replaced in turn, oldest
+/// compiled first.
 #[derive(Debug, Default)]
 pub struct Layouts {
     entries: Vec<(u64, Layout)>,

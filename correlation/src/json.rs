@@ -161,8 +161,8 @@ pub enum RootUse {
 
 /// Validates `line` as one JSON object (surrounding whitespace allowed) and reads its top level.
 ///
-/// UTF-8 is checked first, over the whole line: serde skips unread strings without
-/// checking them, and a document with invalid UTF-8 would be rejected by the backend.
+/// UTF-8 is checked first, over the whole line: the lexer checks only the JSON grammar
+/// of strings it skips, and a document with invalid UTF-8 would be rejected by the backend.
 ///
 /// To read the request and trace identity in the same pass, use
 /// [`FieldSet::scan`](crate::extract::FieldSet::scan) instead.
@@ -248,8 +248,11 @@ impl<'o> ObjectWriter<'o> {
 pub fn json_string(value: &str) -> String {
     let mut out = Vec::with_capacity(value.len() + 2);
     write_str(&mut out, value);
-    // Escaping UTF-8 text keeps it UTF-8.
-    String::from_utf8(out).unwrap_or_default()
+    // Escaping UTF-8 text keeps it UTF-8, so the lossy branch never changes anything.
+    match String::from_utf8(out) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    }
 }
 
 /// Writes `value` as a JSON string (with quotes), escaping per RFC 8259.

@@ -277,8 +277,8 @@ impl BulkEncoder {
     ///
     /// Without compression the body holds each document as sent, so every record's
     /// document is replaced by its slice of the body: a batch in flight is in memory
-    /// once, not twice. With gzip the NDJSON text is compressed as it is written, a
-    /// few kilobytes at a time, and never held whole.
+    /// once, not twice. With gzip the NDJSON text is compressed as it is written, in
+    /// stages of `GZIP_STAGE` (64 KiB), and never held whole.
     pub(crate) fn encode(
         &mut self,
         records: &mut [LogRecord],
@@ -385,10 +385,13 @@ fn compress(
         // Room in what the body reserved, grown only once that is used up. Zeroed, as
         // safe code must hand the compressor initialised memory: a fraction of the
         // input, which costs little next to compressing it.
+        // At least 4 KiB, so the output the compressor holds back at `Finish` comes out
+        // in a few calls, not hundreds.
+        let want = (input.len() / 4).max(4096);
         if out.capacity() == start {
-            out.reserve(input.len() / 4 + 256);
+            out.reserve(want);
         }
-        let room = (out.capacity() - start).min(input.len() / 4 + 256);
+        let room = (out.capacity() - start).min(want);
         out.resize(start + room, 0);
         let (read_before, written_before) = (deflate.total_in(), deflate.total_out());
         let status = deflate.compress(input, &mut out[start..], flush);
