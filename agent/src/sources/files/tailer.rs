@@ -35,6 +35,12 @@ use crate::event::{LineFlags, LogEvent, Origin};
 /// not report writes).
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How often the per-file `bytes_behind` gauges are refreshed: each refresh costs an
+/// fstat and a labelled lookup per open file (with 1,000 idle files, every 250 ms
+/// checkpoint tick was a third of the idle agent's CPU), and Prometheus scrapes every
+/// 15 s or more.
+const GAUGE_REFRESH: Duration = Duration::from_secs(5);
+
 /// The shortest gap between two scans asked for by inotify.
 const RESCAN_DEBOUNCE: Duration = Duration::from_millis(50);
 
@@ -133,6 +139,7 @@ pub(crate) struct Tailer {
     acks_rx: mpsc::UnboundedReceiver<AckMsg>,
     dirty: bool,
     next_checkpoint: Instant,
+    next_gauges: Instant,
     signals: Arc<Signals>,
     watch: Watch,
     limit_warned: bool,
@@ -146,6 +153,7 @@ impl Tailer {
         let first_start = source.checkpoints.is_none();
         Tailer {
             next_checkpoint: Instant::now() + source.settings.checkpoint_interval,
+            next_gauges: Instant::now(),
             settings: source.settings,
             matcher: source.matcher,
             metrics: source.metrics,
@@ -870,15 +878,19 @@ impl Tailer {
     }
 
     fn checkpoint_tick(&mut self) {
-        self.next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
-        for t in self.streams.values_mut() {
-            if let Some(meta) = t.reader.file().and_then(|f| f.metadata().ok()) {
-                t.size = meta.len();
+        let now = Instant::now();
+        self.next_checkpoint = now + self.settings.checkpoint_interval;
+        if now >= self.next_gauges {
+            self.next_gauges = now + GAUGE_REFRESH;
+            for t in self.streams.values_mut() {
+                if let Some(meta) = t.reader.file().and_then(|f| f.metadata().ok()) {
+                    t.size = meta.len();
+                }
+                self.metrics
+                    .bytes_behind
+                    .get_or_create(&t.label)
+                    .set(t.size.saturating_sub(t.acked) as i64);
             }
-            self.metrics
-                .bytes_behind
-                .get_or_create(&t.label)
-                .set(t.size.saturating_sub(t.acked) as i64);
         }
         self.metrics.files_watched.set(self.open_count() as i64);
         if self.dirty {
