@@ -41,6 +41,11 @@ impl EventsDropped {
         }
     }
 
+    /// The counter for `reason`, looked up once: for drops counted per event.
+    pub fn counter(&self, reason: &'static str) -> Counter {
+        self.0.get_or_create(&ReasonLabel { reason }).clone()
+    }
+
     /// The current count for `reason`.
     pub fn get(&self, reason: &'static str) -> u64 {
         self.0.get_or_create(&ReasonLabel { reason }).get()

@@ -6,7 +6,6 @@
 //! for the buffer's next idle deadline.
 
 use std::num::NonZeroUsize;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytesize::ByteSize;
@@ -29,7 +28,7 @@ use crate::event::{LogEvent, Origin};
 use crate::handoff::RequestOutcome;
 use crate::metrics::{EventsDropped, PipelineMetrics, ReasonLabel};
 use crate::records::{
-    BuildOutcome, Built, BuiltRecord, HeldLine, RawRecord, RecordBuilder, RecordKey,
+    BuildOutcome, Built, BuiltRecord, HeldLine, RawRecord, RecordBuilder, RecordKey, RequestKey,
 };
 
 /// How records are correlated: which fields hold ids, levels and times.
@@ -424,7 +423,7 @@ impl Pipeline {
                 // Lines read before this outcome that carried only the trace id are held
                 // under the trace key: flush both.
                 let now = Instant::now();
-                let key = RecordKey::Request(Arc::from(outcome.request_id.as_str()));
+                let key = RecordKey::Request(RequestKey::new(outcome.request_id.as_str()));
                 stage.activate(key, now, &mut self.builder, out);
                 stage.activate(
                     RecordKey::Trace(outcome.trace_id),
@@ -493,12 +492,7 @@ impl FingersStage {
         let key = match built.key {
             Some(key) if built.outcome.wrapped.is_none() => key,
             _ => {
-                self.metrics
-                    .emitted
-                    .get_or_create(&ReasonLabel {
-                        reason: EmitReason::Passed.as_str(),
-                    })
-                    .inc();
+                self.metrics.count_emitted(EmitReason::Passed);
                 out.push(built.record);
                 return;
             }
@@ -593,12 +587,7 @@ impl<'a> StageOutlet<'a> {
 
 impl Outlet<Held> for StageOutlet<'_> {
     fn emit(&mut self, record: Held, reason: EmitReason) {
-        self.metrics
-            .emitted
-            .get_or_create(&ReasonLabel {
-                reason: reason.as_str(),
-            })
-            .inc();
+        self.metrics.count_emitted(reason);
         self.out.push(match record {
             Held::Raw(raw) => self.builder.rebuild(raw),
             Held::Built(record) => record,
@@ -606,20 +595,18 @@ impl Outlet<Held> for StageOutlet<'_> {
     }
 
     fn discard(&mut self, record: Held, reason: DiscardReason) {
-        self.metrics
-            .discarded
-            .get_or_create(&ReasonLabel {
-                reason: reason.as_str(),
-            })
-            .inc();
+        self.metrics.count_discarded(reason);
         if reason.is_deliberate() {
-            self.metrics.dropped.add(dropped_reason(reason), 1);
             match record {
                 Held::Raw(raw) => raw.settle(),
                 Held::Built(record) => record.ack.delivered(),
             }
         }
     }
+}
+
+fn reason_label(reason: &'static str) -> ReasonLabel {
+    ReasonLabel { reason }
 }
 
 fn dropped_reason(reason: DiscardReason) -> &'static str {
@@ -644,13 +631,78 @@ struct FingersCrossedMetrics {
     emitted: Family<ReasonLabel, Counter>,
     discarded: Family<ReasonLabel, Counter>,
     dropped: EventsDropped,
+    /// The counters of `emitted`, by [`EmitReason::ALL`], looked up once.
+    emitted_by: Vec<Counter>,
+    /// The counters of `discarded` and (for deliberate drops) of `dropped`, by
+    /// [`DiscardReason::ALL`].
+    discarded_by: Vec<(Counter, Option<Counter>)>,
 }
 
 impl FingersCrossedMetrics {
     fn new(dropped: EventsDropped) -> Self {
+        let emitted = Family::<ReasonLabel, Counter>::default();
+        let discarded = Family::<ReasonLabel, Counter>::default();
+        let emitted_by = EmitReason::ALL
+            .iter()
+            .map(|reason| {
+                emitted
+                    .get_or_create(&reason_label(reason.as_str()))
+                    .clone()
+            })
+            .collect();
+        let discarded_by = DiscardReason::ALL
+            .iter()
+            .map(|&reason| {
+                let label = reason_label(reason.as_str());
+                let counter = discarded.get_or_create(&label).clone();
+                let deliberate = reason.is_deliberate();
+                (
+                    counter,
+                    deliberate.then(|| dropped.counter(dropped_reason(reason))),
+                )
+            })
+            .collect();
         FingersCrossedMetrics {
+            emitted,
+            discarded,
             dropped,
+            emitted_by,
+            discarded_by,
             ..FingersCrossedMetrics::default()
+        }
+    }
+
+    /// Counts a record emitted for `reason`: one atomic add, no label lookup.
+    fn count_emitted(&self, reason: EmitReason) {
+        let known = EmitReason::ALL.iter().position(|&r| r == reason);
+        match known.and_then(|i| self.emitted_by.get(i)) {
+            Some(counter) => counter.inc(),
+            None => self
+                .emitted
+                .get_or_create(&reason_label(reason.as_str()))
+                .inc(),
+        };
+    }
+
+    /// Counts a record discarded for `reason`, and, when the drop is deliberate, in
+    /// `hindsight_events_dropped_total` too.
+    fn count_discarded(&self, reason: DiscardReason) {
+        let known = DiscardReason::ALL.iter().position(|&r| r == reason);
+        match known.and_then(|i| self.discarded_by.get(i)) {
+            Some((discarded, dropped)) => {
+                discarded.inc();
+                if let Some(dropped) = dropped {
+                    dropped.inc();
+                }
+            }
+            None => {
+                self.discarded
+                    .get_or_create(&reason_label(reason.as_str()))
+                    .inc();
+                if reason.is_deliberate() {
+                    self.dropped.add(dropped_reason(reason), 1);
+                }
+            }
         }
     }
 
@@ -702,7 +754,7 @@ mod tests {
     use hindsight_correlation::ids::{RequestId, SpanId, TraceId};
     use hindsight_exporters::ack::{AckBatch, BatchStatus};
     use std::path::PathBuf;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     fn origin(namespace: &str) -> Arc<Origin> {
         Arc::new(Origin::new(

@@ -26,6 +26,7 @@ use hindsight_correlation::request_delta::{RequestClock, RequestDelta};
 use hindsight_correlation::time::{parse_text, Timestamp};
 use hindsight_exporters::ack::Ack;
 use hindsight_exporters::LogRecord;
+use smallvec::SmallVec;
 
 use crate::event::{LineFlags, LogEvent, Origin, Stream};
 
@@ -65,7 +66,7 @@ pub struct BuildOutcome {
 #[derive(Debug, Clone)]
 pub enum RecordKey {
     /// The record's request id (or the one the proxy paired with its trace id).
-    Request(Arc<str>),
+    Request(RequestKey),
     /// No request id, but a trace id.
     Trace(TraceId),
     /// Neither: the file and stream the line came from.
@@ -110,6 +111,23 @@ impl SampleKey for RecordKey {
                 Cow::Owned(origin.path.to_string_lossy().into_owned().into_bytes())
             }
         }
+    }
+}
+
+/// A request id as a fingers-crossed key. Ids up to 40 bytes (UUIDs, `req-` and a UUID)
+/// are kept inline: the key made for every record that may be held allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestKey(SmallVec<[u8; 40]>);
+
+impl RequestKey {
+    /// The key of `request_id`.
+    pub fn new(request_id: &str) -> Self {
+        RequestKey(SmallVec::from_slice(request_id.as_bytes()))
+    }
+
+    /// The id's UTF-8 bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -476,7 +494,7 @@ enum Identity<'a> {
 impl Identity<'_> {
     fn into_key(self, event: &LogEvent) -> RecordKey {
         match self {
-            Identity::Request(request_id) => RecordKey::Request(Arc::from(request_id)),
+            Identity::Request(request_id) => RecordKey::Request(RequestKey::new(request_id)),
             Identity::Trace(trace_id) => RecordKey::Trace(trace_id),
             Identity::Stream => RecordKey::Stream(event.origin.clone(), event.stream),
         }
@@ -593,7 +611,10 @@ mod tests {
             "/var/log/pods/shop_cart-7d_0a1b/cart/0.log"
         );
         assert_eq!(value["level"], 30, "the original field is untouched");
-        assert_eq!(built.key, Some(RecordKey::Request(Arc::from("req-1"))));
+        assert_eq!(
+            built.key,
+            Some(RecordKey::Request(RequestKey::new("req-1")))
+        );
         assert_eq!(built.level, Some(Level::Info));
         let unkeyed = builder().build(event(line, false));
         assert_eq!(unkeyed.record.doc, built.record.doc);
@@ -681,9 +702,9 @@ mod tests {
         };
         assert_eq!(
             asked,
-            Some((RecordKey::Request(Arc::from("r")), Some(Level::Debug)))
+            Some((RecordKey::Request(RequestKey::new("r")), Some(Level::Debug)))
         );
-        assert_eq!(held.key, RecordKey::Request(Arc::from("r")));
+        assert_eq!(held.key, RecordKey::Request(RequestKey::new("r")));
         let rebuilt = holding.rebuild(held.raw);
         assert_eq!(
             String::from_utf8_lossy(&rebuilt.doc),
@@ -732,7 +753,10 @@ mod tests {
         );
         let value: Value = serde_json::from_slice(&built.record.doc).unwrap();
         assert_eq!(value["http"]["request"]["id"], "req-7");
-        assert_eq!(built.key, Some(RecordKey::Request(Arc::from("req-7"))));
+        assert_eq!(
+            built.key,
+            Some(RecordKey::Request(RequestKey::new("req-7")))
+        );
     }
 
     #[test]
@@ -834,5 +858,27 @@ mod tests {
         let (value, _, outcome) = build(b"not json \xff", false);
         assert!(outcome.invalid_utf8);
         assert_eq!(value["message"], "not json \u{fffd}");
+    }
+
+    #[test]
+    fn request_keys_compare_by_their_id_inline_or_not() {
+        use std::collections::hash_map::RandomState;
+        use std::hash::BuildHasher;
+
+        let long = "r".repeat(100);
+        let hasher = RandomState::new();
+        for id in [
+            "req-1",
+            "0b8e1b4c-7f4e-4a57-9d2a-3f9d9c1e2b7a",
+            long.as_str(),
+        ] {
+            let key = RecordKey::Request(RequestKey::new(id));
+            let again = RecordKey::Request(RequestKey::new(id));
+            assert_eq!(key, again);
+            assert_eq!(hasher.hash_one(&key), hasher.hash_one(&again));
+            assert_eq!(key.sample_bytes().as_ref(), id.as_bytes());
+            let prefix = RecordKey::Request(RequestKey::new(&id[..id.len() - 1]));
+            assert_ne!(key, prefix);
+        }
     }
 }

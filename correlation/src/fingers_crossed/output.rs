@@ -80,6 +80,9 @@ pub enum EmitReason {
 }
 
 impl EmitReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [EmitReason; 3] = [EmitReason::Passed, EmitReason::Flushed, EmitReason::Sampled];
+
     /// A stable lowercase name, for metric labels and log fields.
     pub const fn as_str(self) -> &'static str {
         match self {
