@@ -3,17 +3,17 @@
 //! Each include glob is split into a static prefix directory (`/var/log/pods` for
 //! `/var/log/pods/*/*/*.log`) and the rest. A scan walks every prefix directory (only as
 //! deep as the glob can reach) and keeps the paths the include set matches and the exclude
-//! set does not. inotify watches the prefixes recursively: a create, delete or rename asks
-//! for a scan soon; a write only wakes the reader.
+//! set does not. inotify watches the prefixes recursively, on the reading thread: a
+//! create, delete or rename asks for a scan soon; a write only wakes the reader.
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
+use futures::FutureExt;
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
-use notify::event::{EventKind, ModifyKind};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::Notify;
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// Which paths are tailed.
 #[derive(Debug, Clone)]
@@ -139,74 +139,182 @@ pub(crate) fn static_prefix(pattern: &str) -> Root {
     Root { dir, depth }
 }
 
-/// What the inotify thread tells the source.
-#[derive(Debug, Default)]
-pub(crate) struct Signals {
-    /// A file may have been created, deleted or renamed (or events were lost): scan.
-    pub rescan: AtomicBool,
-    /// Something changed: wake the reader.
-    pub wake: Notify,
+/// The inotify watches on the roots and every directory below them (as deep as the globs
+/// reach), read on the reading thread itself.
+///
+/// Waiting for the descriptor to become readable does not read it: while the reader
+/// sleeps for `read_delay`, the kernel merges a file's repeated write events into one, so
+/// a service writing one line at a time costs a few reads per second, not a wake-up per
+/// line on a thread of its own.
+pub(crate) struct Watch {
+    /// `None` until the first [`Watch::ensure`] (it registers with the running reactor),
+    /// or when inotify is unavailable.
+    inotify: Option<AsyncFd<Inotify>>,
+    /// inotify could not be set up: files are found by periodic scans only.
+    unavailable: bool,
+    /// A watch could not be added (e.g. `fs.inotify.max_user_watches` reached).
+    add_failed: bool,
+    /// Watched directories, and how many levels below each are watched too.
+    dirs: HashMap<WatchDescriptor, (PathBuf, Option<usize>)>,
+    /// Roots watched so far.
+    roots: Vec<PathBuf>,
+    /// A file may have been created, deleted or renamed, or events were lost: scan.
+    pub(crate) rescan: bool,
+    buffer: Vec<u8>,
 }
 
-/// The inotify watches on the roots; roots that do not exist yet are retried.
-pub(crate) struct Watch {
-    watcher: Option<RecommendedWatcher>,
-    watched: Vec<PathBuf>,
-    signals: Arc<Signals>,
+/// Registers `inotify` with the running reactor, for readability only.
+fn register(inotify: Inotify) -> std::io::Result<AsyncFd<Inotify>> {
+    // SAFETY: `Inotify` owns its descriptor, keeps it open until dropped and always
+    // returns that same descriptor; the `AsyncFd` owns the `Inotify`.
+    unsafe { AsyncFd::register_with_interest(inotify, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}
+
+/// What the watches report: writes, and everything that changes which files exist.
+fn watch_mask() -> WatchMask {
+    WatchMask::MODIFY
+        | WatchMask::CREATE
+        | WatchMask::DELETE
+        | WatchMask::MOVED_FROM
+        | WatchMask::MOVED_TO
+        | WatchMask::DELETE_SELF
+        | WatchMask::MOVE_SELF
 }
 
 impl Watch {
-    /// Starts the watcher thread; without inotify the periodic scan still finds files.
-    pub(crate) fn new(signals: Arc<Signals>) -> Self {
-        let handler_signals = signals.clone();
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let structural = match res {
-                Ok(event) => !matches!(
-                    event.kind,
-                    EventKind::Access(_)
-                        | EventKind::Modify(ModifyKind::Data(_))
-                        | EventKind::Modify(ModifyKind::Metadata(_))
-                ),
-                Err(_) => true,
-            };
-            if structural {
-                handler_signals.rescan.store(true, Ordering::Release);
-            }
-            handler_signals.wake.notify_one();
-        });
-        let watcher = match watcher {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(error = %e, "inotify unavailable; files are found by periodic scans only");
-                None
-            }
-        };
+    /// No watches yet; [`Watch::ensure`] adds them.
+    pub(crate) fn new() -> Self {
         Watch {
-            watcher,
-            watched: Vec::new(),
-            signals,
+            inotify: None,
+            unavailable: false,
+            add_failed: false,
+            dirs: HashMap::new(),
+            roots: Vec::new(),
+            rescan: false,
+            buffer: vec![0; 64 * 1024],
         }
     }
 
-    /// Watches every root not watched yet that exists now.
+    /// Watches every root not watched yet that exists now. Must run inside the reading
+    /// thread's runtime (with I/O enabled).
     pub(crate) fn ensure(&mut self, roots: &[Root]) {
-        let Some(watcher) = self.watcher.as_mut() else {
-            return;
-        };
+        if self.inotify.is_none() && !self.unavailable {
+            match Inotify::init().and_then(register) {
+                Ok(inotify) => self.inotify = Some(inotify),
+                Err(e) => {
+                    tracing::warn!(error = %e, "inotify unavailable; files are found by periodic scans only");
+                    self.unavailable = true;
+                }
+            }
+        }
         for root in roots {
-            if self.watched.iter().any(|w| root.dir.starts_with(w)) || !root.dir.is_dir() {
+            if self.roots.iter().any(|w| root.dir.starts_with(w)) || !root.dir.is_dir() {
                 continue;
             }
-            match watcher.watch(&root.dir, RecursiveMode::Recursive) {
-                Ok(()) => {
-                    self.watched.push(root.dir.clone());
-                    // Files may have appeared before the watch was in place.
-                    self.signals.rescan.store(true, Ordering::Release);
+            // Directories below the root hold the files: a glob `n` components deep
+            // reaches directories `n - 1` levels down.
+            let below = root.depth.map(|d| d.saturating_sub(1));
+            if self.watch_tree(&root.dir, below) {
+                self.roots.push(root.dir.clone());
+                // Files may have appeared before the watch was in place.
+                self.rescan = true;
+            }
+        }
+    }
+
+    /// Watches `dir` and its subdirectories down to `below` levels; false when `dir`
+    /// itself could not be watched.
+    fn watch_tree(&mut self, dir: &Path, below: Option<usize>) -> bool {
+        let Some(inotify) = self.inotify.as_mut() else {
+            return false;
+        };
+        match inotify.get_mut().watches().add(dir, watch_mask()) {
+            Ok(wd) => {
+                self.dirs.insert(wd, (dir.to_path_buf(), below));
+            }
+            Err(e) => {
+                // Once, not per directory: past the watch limit every add fails.
+                if !self.add_failed {
+                    self.add_failed = true;
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory (more may follow, not logged); relying on periodic scans");
                 }
-                Err(e) => {
-                    tracing::warn!(dir = %root.dir.display(), error = %e, "cannot watch directory; relying on periodic scans");
+                return false;
+            }
+        }
+        if below != Some(0) {
+            let subdirs = std::fs::read_dir(dir).into_iter().flatten().flatten();
+            for entry in subdirs {
+                if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                    self.watch_tree(&entry.path(), below.map(|d| d - 1));
                 }
             }
+        }
+        true
+    }
+
+    /// Waits until inotify has something to say, without reading it; never returns
+    /// without inotify.
+    pub(crate) async fn changed(&self) {
+        match &self.inotify {
+            Some(inotify) => match inotify.readable().await {
+                // The readiness is kept for [`Watch::take_events`].
+                Ok(_guard) => {}
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Reads what inotify queued since the last call: sets `rescan` when files may have
+    /// come or gone, and watches new directories.
+    pub(crate) fn take_events(&mut self) {
+        let Some(inotify) = self.inotify.as_mut() else {
+            return;
+        };
+        let Some(Ok(mut guard)) = inotify.readable_mut().now_or_never() else {
+            return;
+        };
+        let mut new_dirs = Vec::new();
+        loop {
+            let read = guard.try_io(|fd| fd.get_mut().read_events(&mut self.buffer));
+            let events = match read {
+                Ok(Ok(events)) => events,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "reading inotify events failed; scanning");
+                    self.rescan = true;
+                    break;
+                }
+                // Drained: the readiness was cleared.
+                Err(_would_block) => break,
+            };
+            for event in events {
+                if event.mask == EventMask::MODIFY {
+                    continue;
+                }
+                self.rescan = true;
+                if event.mask.contains(EventMask::IGNORED) {
+                    // The directory is gone; a root is watched again when it reappears.
+                    if let Some((dir, _)) = self.dirs.remove(&event.wd) {
+                        self.roots.retain(|root| *root != dir);
+                    }
+                    continue;
+                }
+                let is_new_dir = event.mask.contains(EventMask::ISDIR)
+                    && event
+                        .mask
+                        .intersects(EventMask::CREATE | EventMask::MOVED_TO);
+                if let (true, Some(name), Some((parent, below))) =
+                    (is_new_dir, event.name, self.dirs.get(&event.wd))
+                {
+                    if *below != Some(0) {
+                        new_dirs.push((parent.join(name), below.map(|d| d - 1)));
+                    }
+                }
+            }
+        }
+        for (dir, below) in new_dirs {
+            self.watch_tree(&dir, below);
         }
     }
 }

@@ -133,6 +133,7 @@ impl FileSource {
             .spawn(move || {
                 let result = match tokio::runtime::Builder::new_current_thread()
                     .enable_time()
+                    .enable_io()
                     .build()
                 {
                     Ok(runtime) => {

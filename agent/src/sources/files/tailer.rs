@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::checkpoint::{self, Entry, FileKey, Fingerprint};
 use super::config::{ReadFrom, Settings};
-use super::discovery::{Matcher, Signals, Watch};
+use super::discovery::{Matcher, Watch};
 use super::metrics::{FileSourceMetrics, PathLabels, RotationKind};
 use super::origin::origin_for;
 use super::reader::{end_position, Batch, FileReader, Limits, Scratch};
@@ -140,7 +139,6 @@ pub(crate) struct Tailer {
     dirty: bool,
     next_checkpoint: Instant,
     next_gauges: Instant,
-    signals: Arc<Signals>,
     watch: Watch,
     limit_warned: bool,
     limit_hit: bool,
@@ -149,7 +147,6 @@ pub(crate) struct Tailer {
 impl Tailer {
     pub(crate) fn new(source: FileSource) -> Self {
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
-        let signals = Arc::new(Signals::default());
         let first_start = source.checkpoints.is_none();
         Tailer {
             next_checkpoint: Instant::now() + source.settings.checkpoint_interval,
@@ -167,8 +164,7 @@ impl Tailer {
             acks_tx,
             acks_rx,
             dirty: first_start,
-            watch: Watch::new(signals.clone()),
-            signals,
+            watch: Watch::new(),
             limit_warned: false,
             limit_hit: false,
         }
@@ -189,9 +185,8 @@ impl Tailer {
             }
             self.drain_acks();
             let now = Instant::now();
-            let rescan_asked = self.signals.rescan.load(Ordering::Acquire);
-            if now >= next_rescan || (rescan_asked && now >= last_scan + RESCAN_DEBOUNCE) {
-                self.signals.rescan.store(false, Ordering::Release);
+            if now >= next_rescan || (self.watch.rescan && now >= last_scan + RESCAN_DEBOUNCE) {
+                self.watch.rescan = false;
                 self.scan(false);
                 last_scan = now;
                 next_rescan = now + self.settings.rescan_interval;
@@ -208,20 +203,21 @@ impl Tailer {
             let mut wake_at = (now + POLL_INTERVAL)
                 .min(next_rescan)
                 .min(self.next_checkpoint);
-            if self.signals.rescan.load(Ordering::Acquire) {
+            if self.watch.rescan {
                 wake_at = wake_at.min(last_scan + RESCAN_DEBOUNCE);
             }
-            let signals = self.signals.clone();
             let ack = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = signals.wake.notified() => {
+                _ = self.watch.changed() => {
                     // A write wakes the tailer; lines written within `read_delay` after it
                     // are read in the same round, so a service writing every few
-                    // milliseconds is read in a few rounds per second, not hundreds.
+                    // milliseconds is read in a few rounds per second, not hundreds. The
+                    // events are read after the delay, merged by the kernel meanwhile.
                     tokio::select! {
                         _ = shutdown.cancelled() => {}
                         _ = tokio::time::sleep(self.settings.read_delay) => {}
                     }
+                    self.watch.take_events();
                     None
                 }
                 ack = self.acks_rx.recv() => ack,

@@ -279,6 +279,36 @@ async fn new_files_are_found_through_inotify() {
 }
 
 #[tokio::test]
+async fn files_in_new_nested_directories_are_found_through_inotify() {
+    // The kubelet's layout: the pod and container directories appear after the agent
+    // started, so they are watched only because their parents reported them.
+    let tmp = tempfile::tempdir().unwrap();
+    let pods = tmp.path().join("pods");
+    std::fs::create_dir_all(&pods).unwrap();
+    let mut c = config(&pods.join("*/*/*.log"));
+    c.rescan_interval = Duration::from_secs(3600);
+    let mut run = start(&c, &tmp.path().join("data"), 4);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let container = pods.join("ns_pod_uid").join("app");
+    std::fs::create_dir_all(&container).unwrap();
+    // Give the new directories' watches a moment, as a kubelet creates the directory
+    // before the runtime writes to it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let begun = Instant::now();
+    append(&container.join("0.log"), &numbered(0..3));
+    assert_eq!(seqs(&run.take_lines(3).await), vec![0, 1, 2]);
+    append(&container.join("0.log"), &numbered(3..5));
+    assert_eq!(seqs(&run.take_lines(2).await), vec![3, 4]);
+    assert!(
+        begun.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        begun.elapsed()
+    );
+    run.expect_quiet().await;
+    run.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn restart_resumes_exactly_at_the_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("logs");
