@@ -143,21 +143,23 @@ pub(crate) fn static_prefix(pattern: &str) -> Root {
 /// reach), read on the reading thread itself.
 ///
 /// Waiting for the descriptor to become readable does not read it: while the reader
-/// sleeps for `read_delay`, the kernel merges a file's repeated write events into one, so
-/// a service writing one line at a time costs a few reads per second, not a wake-up per
-/// line on a thread of its own.
+/// sleeps for `read_delay`, the kernel merges a file's consecutive write events into one,
+/// so a service writing one line at a time costs a few reads per second, not a wake-up
+/// per line on a thread of its own.
 pub(crate) struct Watch {
     /// `None` until the first [`Watch::ensure`] (it registers with the running reactor),
     /// or when inotify is unavailable.
     inotify: Option<AsyncFd<Inotify>>,
     /// inotify could not be set up: files are found by periodic scans only.
     unavailable: bool,
-    /// A watch could not be added (e.g. `fs.inotify.max_user_watches` reached).
-    add_failed: bool,
     /// Watched directories, and how many levels below each are watched too.
     dirs: HashMap<WatchDescriptor, (PathBuf, Option<usize>)>,
-    /// Roots watched so far.
-    roots: Vec<PathBuf>,
+    /// Roots watched so far, with their depth.
+    roots: Vec<Root>,
+    /// Events were lost or a watched directory moved: watch every root afresh.
+    stale: bool,
+    /// A watch could not be added (e.g. `fs.inotify.max_user_watches` reached).
+    add_failed: bool,
     /// A file may have been created, deleted or renamed, or events were lost: scan.
     pub(crate) rescan: bool,
     buffer: Vec<u8>,
@@ -182,22 +184,32 @@ fn watch_mask() -> WatchMask {
         | WatchMask::MOVE_SELF
 }
 
+/// `a` reaches at least as deep as `b` (`None`: no limit).
+fn deeper_or_equal(a: Option<usize>, b: Option<usize>) -> bool {
+    match (a, b) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => a >= b,
+    }
+}
+
 impl Watch {
     /// No watches yet; [`Watch::ensure`] adds them.
     pub(crate) fn new() -> Self {
         Watch {
             inotify: None,
             unavailable: false,
-            add_failed: false,
             dirs: HashMap::new(),
             roots: Vec::new(),
+            stale: false,
+            add_failed: false,
             rescan: false,
             buffer: vec![0; 64 * 1024],
         }
     }
 
-    /// Watches every root not watched yet that exists now. Must run inside the reading
-    /// thread's runtime (with I/O enabled).
+    /// Watches every root not watched yet that exists now (all of them again after lost
+    /// events). Must run inside the reading thread's runtime (with I/O enabled).
     pub(crate) fn ensure(&mut self, roots: &[Root]) {
         if self.inotify.is_none() && !self.unavailable {
             match Inotify::init().and_then(register) {
@@ -208,34 +220,62 @@ impl Watch {
                 }
             }
         }
+        if self.stale {
+            self.forget_all();
+        }
         for root in roots {
-            if self.roots.iter().any(|w| root.dir.starts_with(w)) || !root.dir.is_dir() {
+            if self.roots.contains(root) || !root.dir.is_dir() {
                 continue;
             }
             // Directories below the root hold the files: a glob `n` components deep
             // reaches directories `n - 1` levels down.
             let below = root.depth.map(|d| d.saturating_sub(1));
             if self.watch_tree(&root.dir, below) {
-                self.roots.push(root.dir.clone());
+                self.roots.push(root.clone());
                 // Files may have appeared before the watch was in place.
                 self.rescan = true;
             }
         }
     }
 
+    /// Removes every watch, so that [`Watch::ensure`] adds them again from the roots.
+    fn forget_all(&mut self) {
+        self.stale = false;
+        self.roots.clear();
+        if let Some(inotify) = self.inotify.as_mut() {
+            let mut watches = inotify.get_mut().watches();
+            for (wd, _) in self.dirs.drain() {
+                // Fails for directories already gone; nothing to do then.
+                let _ = watches.remove(wd);
+            }
+        }
+        // Events between removing and adding again are lost: look at everything.
+        self.rescan = true;
+    }
+
     /// Watches `dir` and its subdirectories down to `below` levels; false when `dir`
-    /// itself could not be watched.
+    /// itself could not be watched. A directory already watched (two roots may overlap)
+    /// keeps the deeper of its depths.
     fn watch_tree(&mut self, dir: &Path, below: Option<usize>) -> bool {
         let Some(inotify) = self.inotify.as_mut() else {
             return false;
         };
         match inotify.get_mut().watches().add(dir, watch_mask()) {
-            Ok(wd) => {
-                self.dirs.insert(wd, (dir.to_path_buf(), below));
-            }
+            Ok(wd) => match self.dirs.get_mut(&wd) {
+                Some((_, known)) if deeper_or_equal(*known, below) => return true,
+                Some(entry) => *entry = (dir.to_path_buf(), below),
+                None => {
+                    self.dirs.insert(wd, (dir.to_path_buf(), below));
+                }
+            },
             Err(e) => {
-                // Once, not per directory: past the watch limit every add fails.
-                if !self.add_failed {
+                let gone = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                );
+                // Once, not per directory: past the watch limit every add fails. A
+                // directory removed meanwhile is no problem.
+                if !gone && !self.add_failed {
                     self.add_failed = true;
                     tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory (more may follow, not logged); relying on periodic scans");
                 }
@@ -267,55 +307,105 @@ impl Watch {
     }
 
     /// Reads what inotify queued since the last call: sets `rescan` when files may have
-    /// come or gone, and watches new directories.
+    /// come or gone, and watches new directories. Cheap when nothing is queued; the
+    /// reader calls it every round, also while busy reading.
     pub(crate) fn take_events(&mut self) {
         let Some(inotify) = self.inotify.as_mut() else {
             return;
         };
-        let Some(Ok(mut guard)) = inotify.readable_mut().now_or_never() else {
-            return;
-        };
         let mut new_dirs = Vec::new();
-        loop {
-            let read = guard.try_io(|fd| fd.get_mut().read_events(&mut self.buffer));
-            let events = match read {
-                Ok(Ok(events)) => events,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "reading inotify events failed; scanning");
-                    self.rescan = true;
-                    break;
-                }
-                // Drained: the readiness was cleared.
-                Err(_would_block) => break,
-            };
-            for event in events {
-                if event.mask == EventMask::MODIFY {
-                    continue;
-                }
-                self.rescan = true;
-                if event.mask.contains(EventMask::IGNORED) {
-                    // The directory is gone; a root is watched again when it reappears.
-                    if let Some((dir, _)) = self.dirs.remove(&event.wd) {
-                        self.roots.retain(|root| *root != dir);
+        let mut state = EventState {
+            roots: &self.roots,
+            dirs: &mut self.dirs,
+            new_dirs: &mut new_dirs,
+            rescan: &mut self.rescan,
+            stale: &mut self.stale,
+        };
+        match inotify.readable_mut().now_or_never() {
+            // The reactor saw it readable: read through the guard, which clears the
+            // readiness once the queue is empty.
+            Some(Ok(mut guard)) => loop {
+                match guard.try_io(|fd| fd.get_mut().read_events(&mut self.buffer)) {
+                    Ok(Ok(events)) => events.for_each(|event| state.note(event)),
+                    Ok(Err(e)) => {
+                        guard.clear_ready();
+                        state.read_failed(&e);
+                        break;
                     }
-                    continue;
+                    Err(_would_block) => break,
                 }
-                let is_new_dir = event.mask.contains(EventMask::ISDIR)
-                    && event
-                        .mask
-                        .intersects(EventMask::CREATE | EventMask::MOVED_TO);
-                if let (true, Some(name), Some((parent, below))) =
-                    (is_new_dir, event.name, self.dirs.get(&event.wd))
-                {
-                    if *below != Some(0) {
-                        new_dirs.push((parent.join(name), below.map(|d| d - 1)));
+            },
+            // The reactor has not looked since (the reader has been busy): read directly;
+            // a readiness it notes later costs one empty read.
+            _ => loop {
+                match inotify.get_mut().read_events(&mut self.buffer) {
+                    Ok(events) => events.for_each(|event| state.note(event)),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        state.read_failed(&e);
+                        break;
                     }
                 }
-            }
+            },
         }
         for (dir, below) in new_dirs {
             self.watch_tree(&dir, below);
         }
+    }
+}
+
+/// What reading events updates.
+struct EventState<'a> {
+    roots: &'a [Root],
+    dirs: &'a mut HashMap<WatchDescriptor, (PathBuf, Option<usize>)>,
+    new_dirs: &'a mut Vec<(PathBuf, Option<usize>)>,
+    rescan: &'a mut bool,
+    stale: &'a mut bool,
+}
+
+impl EventState<'_> {
+    fn note(&mut self, event: inotify::Event<&std::ffi::OsStr>) {
+        if event.mask == EventMask::MODIFY {
+            return;
+        }
+        *self.rescan = true;
+        if event.mask.contains(EventMask::Q_OVERFLOW) {
+            // Events were lost, new directories among them perhaps.
+            *self.stale = true;
+        }
+        if event.mask.contains(EventMask::MOVE_SELF) {
+            // A watched directory moved: its watch and those below follow it under paths
+            // that are no longer true.
+            *self.stale = true;
+        }
+        if event.mask.contains(EventMask::IGNORED) {
+            // The directory is gone, and its watch with it; a root is watched again
+            // when it reappears.
+            if let Some((dir, _)) = self.dirs.remove(&event.wd) {
+                if self.roots.iter().any(|root| root.dir == dir) {
+                    *self.stale = true;
+                }
+            }
+            return;
+        }
+        let is_new_dir = event.mask.contains(EventMask::ISDIR)
+            && event
+                .mask
+                .intersects(EventMask::CREATE | EventMask::MOVED_TO);
+        if let (true, Some(name), Some((parent, below))) =
+            (is_new_dir, event.name, self.dirs.get(&event.wd))
+        {
+            if *below != Some(0) {
+                self.new_dirs
+                    .push((parent.join(name), below.map(|d| d - 1)));
+            }
+        }
+    }
+
+    fn read_failed(&mut self, error: &std::io::Error) {
+        tracing::warn!(%error, "reading inotify events failed; scanning");
+        *self.rescan = true;
+        *self.stale = true;
     }
 }
 

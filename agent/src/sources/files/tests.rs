@@ -309,6 +309,37 @@ async fn files_in_new_nested_directories_are_found_through_inotify() {
 }
 
 #[tokio::test]
+async fn overlapping_roots_are_each_watched_as_deep_as_their_glob() {
+    // `logs/*.log` alone would watch `logs` one level deep; `logs/pods/*/*.log` needs the
+    // pod directories below `logs/pods` watched too.
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(logs.join("pods")).unwrap();
+    let mut c = FilesConfig::new(vec![
+        logs.join("*.log").display().to_string(),
+        logs.join("pods/*/*.log").display().to_string(),
+    ]);
+    c.rescan_interval = Duration::from_secs(3600);
+    c.checkpoint_interval = Duration::from_millis(50);
+    let mut run = start(&c, &tmp.path().join("data"), 4);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pod = logs.join("pods").join("p1");
+    std::fs::create_dir_all(&pod).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let begun = Instant::now();
+    append(&pod.join("a.log"), &numbered(0..2));
+    assert_eq!(seqs(&run.take_lines(2).await), vec![0, 1]);
+    append(&logs.join("top.log"), &numbered(2..3));
+    assert_eq!(seqs(&run.take_lines(1).await), vec![2]);
+    assert!(
+        begun.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        begun.elapsed()
+    );
+    run.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn restart_resumes_exactly_at_the_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("logs");
