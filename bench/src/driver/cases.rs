@@ -476,6 +476,8 @@ fn hold_everything(ctx: &mut Context, corpus: &Corpus) -> Result<HeldFill> {
 pub struct RateFigures {
     /// Lines per second written.
     pub rate: u64,
+    /// How they were written.
+    pub pattern: WritePattern,
     /// Seconds of writing.
     pub seconds: f64,
     /// Seconds at the start left out of the CPU figure.
@@ -502,6 +504,7 @@ pub fn fixed_rate(
     ctx: &mut Context,
     name: &str,
     rate: u64,
+    pattern: WritePattern,
     seconds: f64,
     warmup_s: f64,
 ) -> Result<RateFigures> {
@@ -530,7 +533,7 @@ pub fn fixed_rate(
     )?;
     agent.wait_ready(Duration::from_secs(30))?;
     let duration = Duration::from_secs_f64(seconds);
-    let writer = std::thread::spawn(move || write_at_rate(&path, rate, duration));
+    let writer = std::thread::spawn(move || write_at_rate(&path, rate, pattern, duration));
     sleep(Duration::from_secs_f64(warmup_s));
     let before = agent.proc.sample()?;
     let window_start = Instant::now();
@@ -550,6 +553,7 @@ pub fn fixed_rate(
     let sink_elapsed = (unix_ns().saturating_sub(sink.proc.spawned_unix_ns)) as f64 / 1e9;
     Ok(RateFigures {
         rate,
+        pattern,
         seconds,
         warmup_s,
         written,
@@ -562,8 +566,28 @@ pub fn fixed_rate(
     })
 }
 
+/// How a fixed-rate writer hands its lines to the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum WritePattern {
+    /// The lines due, every 5 ms, in one `write()`.
+    Bursts,
+    /// One `write()` per line, as a container runtime copying a service's stdout line by
+    /// line does: each is an inotify event.
+    LinePerWrite,
+}
+
+impl WritePattern {
+    /// How the report names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            WritePattern::Bursts => "the lines due every 5 ms in one write()",
+            WritePattern::LinePerWrite => "one write() per line",
+        }
+    }
+}
+
 /// Appends stamped lines to `path` at `rate` lines/s for `duration`; returns lines written.
-fn write_at_rate(path: &Path, rate: u64, duration: Duration) -> Result<u64> {
+fn write_at_rate(path: &Path, rate: u64, pattern: WritePattern, duration: Duration) -> Result<u64> {
     let mut file = OpenOptions::new().append(true).open(path)?;
     let mut generator = Generator::new(7, 0, 64, 0.02);
     let mut buffer = Vec::with_capacity(64 * 1024);
@@ -583,6 +607,10 @@ fn write_at_rate(path: &Path, rate: u64, duration: Duration) -> Result<u64> {
                         stamp: true,
                     },
                 );
+                if pattern == WritePattern::LinePerWrite {
+                    file.write_all(&buffer)?;
+                    buffer.clear();
+                }
             }
             file.write_all(&buffer)?;
             written = due;

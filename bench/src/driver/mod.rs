@@ -19,7 +19,9 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use self::agents::{AgentKind, Binaries, Fingers, HindsightVariant};
-use self::cases::{Context, HeldFigures, IdleFigures, OpenSearchFigures, RateFigures, Run};
+use self::cases::{
+    Context, HeldFigures, IdleFigures, OpenSearchFigures, RateFigures, Run, WritePattern,
+};
 use crate::corpus::CorpusStats;
 
 /// How big the run is.
@@ -295,8 +297,10 @@ pub struct Results {
     pub throughput: Vec<CaseRuns>,
     /// Held-record memory.
     pub held: Outcome<HeldFigures>,
-    /// 10,000 lines/s.
+    /// 10,000 lines/s, written in 5 ms bursts.
     pub steady: Outcome<RateFigures>,
+    /// 10,000 lines/s, one `write()` per line.
+    pub steady_per_line: Outcome<RateFigures>,
     /// 2,000 lines/s latency.
     pub latency: Outcome<RateFigures>,
     /// Idle files.
@@ -416,16 +420,32 @@ pub fn run(options: Options) -> Result<Results> {
         &mut ctx,
         "steady-10k",
         10_000,
+        WritePattern::Bursts,
         sizes.steady_s,
         sizes.warmup_s,
     ));
     report::progress_rate(&steady);
+
+    eprintln!(
+        "10,000 lines/s, one write() per line, for {} s …",
+        sizes.steady_s
+    );
+    let steady_per_line = Outcome::from(cases::fixed_rate(
+        &mut ctx,
+        "steady-10k-per-line",
+        10_000,
+        WritePattern::LinePerWrite,
+        sizes.steady_s,
+        sizes.warmup_s,
+    ));
+    report::progress_rate(&steady_per_line);
 
     eprintln!("2,000 lines/s for {} s (latency) …", sizes.latency_s);
     let latency = Outcome::from(cases::fixed_rate(
         &mut ctx,
         "latency-2k",
         2_000,
+        WritePattern::Bursts,
         sizes.latency_s,
         sizes.warmup_s.min(sizes.latency_s / 2.0),
     ));
@@ -488,6 +508,7 @@ pub fn run(options: Options) -> Result<Results> {
         throughput,
         held,
         steady,
+        steady_per_line,
         latency,
         idle,
         opensearch,

@@ -161,13 +161,28 @@ pub fn checks(results: &Results) -> Vec<Check> {
         }),
         verdict: Verdict::of(idle.map(|i| mib(i.rss) <= 20.0)),
     });
-    let steady = results.steady.figures();
+    // Both ways of writing must meet it: bursts, and one write() per line.
+    let rates = [results.steady.figures(), results.steady_per_line.figures()];
+    let within = rates
+        .iter()
+        .map(|r| r.map(|r| r.cpu_percent <= 3.0))
+        .collect::<Option<Vec<bool>>>()
+        .map(|all| all.iter().all(|&ok| ok));
     checks.push(Check {
         target: "at a fixed 10,000 lines/s: ≤ 3 % of one core".into(),
-        figure: steady.map_or("–".into(), |s| {
-            format!("{:.2} % of one core", s.cpu_percent)
-        }),
-        verdict: Verdict::of(steady.map(|s| s.cpu_percent <= 3.0)),
+        figure: rates
+            .iter()
+            .flatten()
+            .map(|r| {
+                format!(
+                    "{:.2} % of one core ({})",
+                    r.cpu_percent,
+                    r.pattern.describe()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        verdict: Verdict::of(within),
     });
     for (peer, name) in [("fluent-bit", "Fluent Bit"), ("vector", "Vector")] {
         let ratios: Vec<(String, f64)> = results
@@ -654,8 +669,13 @@ pub fn markdown(results: &Results) -> String {
     }
     out.push_str("\n## Fingers-crossed (issue 4)\n\n");
     out.push_str(&fingers_section(results));
-    out.push_str("\n## Fixed rates\n\nOne live file written by the driver; each line carries its write time (`bench_sent_ns`) and the sink measures write → received. Agent defaults (correlation, gzip, `batch.timeout = 1s`, so latency is mostly the batch timeout).\n\n");
-    out.push_str(&rate_table("10,000 lines/s", &results.steady));
+    out.push_str("\n## Fixed rates\n\nOne live file written by the driver, every 5 ms the lines due: in one `write()`, or (as a container runtime copying a service's stdout line by line does) one `write()` per line, each an inotify event. Each line carries its write time (`bench_sent_ns`) and the sink measures write → received. Agent defaults (correlation, gzip, `batch.timeout = 1s`, so latency is mostly the batch timeout).\n\n");
+    out.push_str(&rate_table("10,000 lines/s, 5 ms bursts", &results.steady));
+    out.push('\n');
+    out.push_str(&rate_table(
+        "10,000 lines/s, one write() per line",
+        &results.steady_per_line,
+    ));
     out.push('\n');
     out.push_str(&rate_table("2,000 lines/s", &results.latency));
     out.push_str("\n## Idle files\n\nEach file holds one short request (a few lines); once every line was delivered the agent is left alone and measured.\n\n");
