@@ -184,9 +184,6 @@ impl Tailer {
                 break;
             }
             self.drain_acks();
-            // Also while busy reading: new files are noticed soon and the queue never
-            // fills up.
-            self.watch.take_events();
             let now = Instant::now();
             if now >= next_rescan || (self.watch.rescan && now >= last_scan + RESCAN_DEBOUNCE) {
                 self.watch.rescan = false;
@@ -200,7 +197,12 @@ impl Tailer {
             }
             match self.read_round(&out, &shutdown).await {
                 Err(Stopped) => break,
-                Ok(true) => continue,
+                Ok(true) => {
+                    // Busy reading: events are read between rounds too, so that new
+                    // files are noticed soon and the queue never fills up.
+                    self.watch.take_events();
+                    continue;
+                }
                 Ok(false) => {}
             }
             let mut wake_at = (now + POLL_INTERVAL)
@@ -215,12 +217,12 @@ impl Tailer {
                     // A write wakes the tailer; lines written within `read_delay` after it
                     // are read in the same round, so a service writing every few
                     // milliseconds is read in a few rounds per second, not hundreds. The
-                    // events are read after the delay (next round), merged by the kernel
-                    // meanwhile.
+                    // events are read after the delay, merged by the kernel meanwhile.
                     tokio::select! {
                         _ = shutdown.cancelled() => {}
                         _ = tokio::time::sleep(self.settings.read_delay) => {}
                     }
+                    self.watch.take_events();
                     None
                 }
                 ack = self.acks_rx.recv() => ack,
