@@ -290,6 +290,8 @@ fn snippet(body: &[u8]) -> String {
 /// Records waiting for a bulk request.
 struct Pending {
     records: VecDeque<LogRecord>,
+    /// When the waiting records arrived, oldest first: how many of them came at that time.
+    arrivals: VecDeque<(usize, Instant)>,
     bytes: usize,
     /// When the oldest waiting record must be sent.
     deadline: Option<Instant>,
@@ -300,6 +302,7 @@ impl Pending {
     fn new(limits: BatchLimits) -> Self {
         Pending {
             records: VecDeque::new(),
+            arrivals: VecDeque::new(),
             bytes: 0,
             deadline: None,
             limits,
@@ -317,6 +320,7 @@ impl Pending {
         if self.records.is_empty() {
             self.deadline = Some(now + self.limits.timeout);
         }
+        self.arrivals.push_back((records.len(), now));
         for record in records {
             self.bytes += self.size(&record);
             self.records.push_back(record);
@@ -353,10 +357,22 @@ impl Pending {
             }
         }
         self.bytes -= bytes;
-        if self.records.is_empty() {
-            self.deadline = None;
+        let mut taken = batch.len();
+        while let Some((count, _)) = self.arrivals.front_mut() {
+            if *count > taken {
+                *count -= taken;
+                break;
+            }
+            taken -= *count;
+            self.arrivals.pop_front();
         }
-        // Otherwise the rest keeps the earlier deadline: none of it waits longer than that.
+        // The rest is due `timeout` after the oldest of it arrived, not after the oldest
+        // record of the batch just taken: at a steady rate, a remainder would otherwise
+        // go out on its own, a small request every `timeout`.
+        self.deadline = self
+            .arrivals
+            .front()
+            .map(|(_, arrived)| *arrived + self.limits.timeout);
         batch
     }
 }
@@ -717,6 +733,29 @@ mod tests {
         assert_eq!(pending.take().len(), 2);
         assert_eq!(pending.take().len(), 1);
         assert!(pending.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_remainder_is_due_a_timeout_after_it_arrived() {
+        let start = Instant::now();
+        let mut pending = Pending::new(limits(3, 1000));
+        pending.extend(records(2, 10), start);
+        let later = start + Duration::from_millis(600);
+        pending.extend(records(3, 10), later);
+        assert_eq!(pending.take().len(), 3);
+        // Two records left, both from the later arrival.
+        assert_eq!(pending.deadline, Some(later + Duration::from_secs(1)));
+        assert!(!pending.ready(true, start + Duration::from_secs(1)));
+        assert!(pending.ready(true, later + Duration::from_secs(1)));
+
+        // A batch that ends inside an arrival leaves the rest of it with its own time.
+        let mut pending = Pending::new(limits(3, 1000));
+        pending.extend(records(4, 10), start);
+        pending.extend(records(1, 10), later);
+        assert_eq!(pending.take().len(), 3);
+        assert_eq!(pending.deadline, Some(start + Duration::from_secs(1)));
+        assert_eq!(pending.take().len(), 2);
+        assert_eq!(pending.deadline, None);
     }
 
     #[test]
