@@ -156,6 +156,9 @@ pub(crate) struct Watch {
     dirs: HashMap<WatchDescriptor, (PathBuf, Option<usize>)>,
     /// Roots watched so far, with their depth.
     roots: Vec<Root>,
+    /// Directories holding the targets of symlinked files (`/var/log/containers/*.log`
+    /// point into `/var/log/pods`): a write to a target raises no event where the link is.
+    targets: Vec<PathBuf>,
     /// Events were lost or a watched directory moved: watch every root afresh.
     stale: bool,
     /// A watch could not be added (e.g. `fs.inotify.max_user_watches` reached).
@@ -201,6 +204,7 @@ impl Watch {
             unavailable: false,
             dirs: HashMap::new(),
             roots: Vec::new(),
+            targets: Vec::new(),
             stale: false,
             add_failed: false,
             rescan: false,
@@ -222,6 +226,9 @@ impl Watch {
         }
         if self.stale {
             self.forget_all();
+            for dir in std::mem::take(&mut self.targets) {
+                self.watch_target_dir(&dir);
+            }
         }
         for root in roots {
             if self.roots.contains(root) || !root.dir.is_dir() {
@@ -235,6 +242,16 @@ impl Watch {
                 // Files may have appeared before the watch was in place.
                 self.rescan = true;
             }
+        }
+    }
+
+    /// Watches `dir`, the directory of a symlinked file's target, for writes to it.
+    pub(crate) fn watch_target_dir(&mut self, dir: &Path) {
+        if self.inotify.is_some()
+            && !self.targets.iter().any(|known| known == dir)
+            && self.watch_tree(dir, Some(0))
+        {
+            self.targets.push(dir.to_path_buf());
         }
     }
 
@@ -316,6 +333,7 @@ impl Watch {
         let mut new_dirs = Vec::new();
         let mut state = EventState {
             roots: &self.roots,
+            targets: &mut self.targets,
             dirs: &mut self.dirs,
             new_dirs: &mut new_dirs,
             rescan: &mut self.rescan,
@@ -357,6 +375,7 @@ impl Watch {
 /// What reading events updates.
 struct EventState<'a> {
     roots: &'a [Root],
+    targets: &'a mut Vec<PathBuf>,
     dirs: &'a mut HashMap<WatchDescriptor, (PathBuf, Option<usize>)>,
     new_dirs: &'a mut Vec<(PathBuf, Option<usize>)>,
     rescan: &'a mut bool,
@@ -385,6 +404,7 @@ impl EventState<'_> {
                 if self.roots.iter().any(|root| root.dir == dir) {
                     *self.stale = true;
                 }
+                self.targets.retain(|target| *target != dir);
             }
             return;
         }
@@ -412,6 +432,43 @@ impl EventState<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn writes_to_symlink_targets_wake_once_their_directory_is_watched() {
+        use std::time::Duration;
+        let tmp = tempfile::tempdir().unwrap();
+        let (links, data) = (tmp.path().join("links"), tmp.path().join("data"));
+        std::fs::create_dir_all(&links).unwrap();
+        std::fs::create_dir_all(&data).unwrap();
+        let target = data.join("real.log");
+        std::fs::write(&target, "").unwrap();
+        std::os::unix::fs::symlink(&target, links.join("a.log")).unwrap();
+        let mut watch = Watch::new();
+        watch.ensure(&[static_prefix(&format!("{}/*.log", links.display()))]);
+        watch.take_events();
+        let append = || {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&target)
+                .unwrap();
+            file.write_all(b"{}\n").unwrap();
+        };
+
+        // The link's directory hears nothing of a write to the target.
+        append();
+        let quiet = tokio::time::timeout(Duration::from_millis(300), watch.changed()).await;
+        assert!(
+            quiet.is_err(),
+            "a write to the target woke the link's watch"
+        );
+
+        watch.watch_target_dir(&data);
+        append();
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("a write to the target wakes the reader");
+    }
 
     #[test]
     fn static_prefixes() {

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -318,6 +318,13 @@ impl Tailer {
                     continue;
                 }
             };
+            if path.is_symlink() {
+                // `/var/log/containers/*.log`: writes raise events where the target is.
+                let target = std::fs::canonicalize(&path);
+                if let Some(dir) = target.as_deref().ok().and_then(Path::parent) {
+                    self.watch.watch_target_dir(dir);
+                }
+            }
             fresh.push((Opened { file, key, path }, fp));
         }
 
