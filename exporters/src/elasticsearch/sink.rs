@@ -240,7 +240,7 @@ impl ElasticsearchSink {
                 return;
             }
             let can_dispatch = !idle.is_empty() || workers < self.max_in_flight;
-            let deadline = pending.deadline.filter(|_| can_dispatch);
+            let deadline = pending.deadline().filter(|_| can_dispatch);
             tokio::select! {
                 joined = busy.join_next(), if !busy.is_empty() => match joined {
                     Some(Ok(worker)) => idle.push(worker),
@@ -293,8 +293,6 @@ struct Pending {
     /// When the waiting records arrived, oldest first: how many of them came at that time.
     arrivals: VecDeque<(usize, Instant)>,
     bytes: usize,
-    /// When the oldest waiting record must be sent.
-    deadline: Option<Instant>,
     limits: BatchLimits,
 }
 
@@ -304,7 +302,6 @@ impl Pending {
             records: VecDeque::new(),
             arrivals: VecDeque::new(),
             bytes: 0,
-            deadline: None,
             limits,
         }
     }
@@ -316,9 +313,6 @@ impl Pending {
     fn extend(&mut self, records: Vec<LogRecord>, now: Instant) {
         if records.is_empty() {
             return;
-        }
-        if self.records.is_empty() {
-            self.deadline = Some(now + self.limits.timeout);
         }
         self.arrivals.push_back((records.len(), now));
         for record in records {
@@ -337,7 +331,7 @@ impl Pending {
 
     /// Whether a request should be sent now.
     fn ready(&self, open: bool, now: Instant) -> bool {
-        !self.is_empty() && (self.is_full() || !open || self.deadline.is_some_and(|d| d <= now))
+        !self.is_empty() && (self.is_full() || !open || self.deadline().is_some_and(|d| d <= now))
     }
 
     /// Takes the next request's records: up to `max_events` and `max_bytes` (at least one).
@@ -366,14 +360,17 @@ impl Pending {
             taken -= *count;
             self.arrivals.pop_front();
         }
-        // The rest is due `timeout` after the oldest of it arrived, not after the oldest
-        // record of the batch just taken: at a steady rate, a remainder would otherwise
-        // go out on its own, a small request every `timeout`.
-        self.deadline = self
-            .arrivals
-            .front()
-            .map(|(_, arrived)| *arrived + self.limits.timeout);
         batch
+    }
+
+    /// When the oldest waiting record must be sent: `timeout` after it arrived. After a
+    /// full request, the rest is due by its own arrival, not by the oldest record of the
+    /// request just taken: at a steady rate, a remainder would otherwise go out on its
+    /// own, a small request every `timeout`.
+    fn deadline(&self) -> Option<Instant> {
+        self.arrivals
+            .front()
+            .map(|(_, arrived)| *arrived + self.limits.timeout)
     }
 }
 
@@ -724,7 +721,7 @@ mod tests {
         assert_eq!(pending.take().len(), 3, "max_events");
         assert_eq!(pending.take().len(), 3);
         assert_eq!(pending.take().len(), 1);
-        assert!(pending.is_empty() && pending.deadline.is_none() && pending.bytes == 0);
+        assert!(pending.is_empty() && pending.deadline().is_none() && pending.bytes == 0);
 
         pending.extend(records(4, 40), now);
         assert_eq!(pending.take().len(), 2, "max_bytes");
@@ -744,7 +741,7 @@ mod tests {
         pending.extend(records(3, 10), later);
         assert_eq!(pending.take().len(), 3);
         // Two records left, both from the later arrival.
-        assert_eq!(pending.deadline, Some(later + Duration::from_secs(1)));
+        assert_eq!(pending.deadline(), Some(later + Duration::from_secs(1)));
         assert!(!pending.ready(true, start + Duration::from_secs(1)));
         assert!(pending.ready(true, later + Duration::from_secs(1)));
 
@@ -753,9 +750,9 @@ mod tests {
         pending.extend(records(4, 10), start);
         pending.extend(records(1, 10), later);
         assert_eq!(pending.take().len(), 3);
-        assert_eq!(pending.deadline, Some(start + Duration::from_secs(1)));
+        assert_eq!(pending.deadline(), Some(start + Duration::from_secs(1)));
         assert_eq!(pending.take().len(), 2);
-        assert_eq!(pending.deadline, None);
+        assert_eq!(pending.deadline(), None);
     }
 
     #[test]

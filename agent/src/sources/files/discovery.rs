@@ -325,7 +325,7 @@ impl Watch {
 
     /// Reads what inotify queued since the last call: sets `rescan` when files may have
     /// come or gone, and watches new directories. Cheap when nothing is queued; the
-    /// reader calls it every round, also while busy reading.
+    /// reader calls it after `read_delay` and after every round that read something.
     pub(crate) fn take_events(&mut self) {
         let Some(inotify) = self.inotify.as_mut() else {
             return;
