@@ -295,12 +295,17 @@ impl<'a> Walker<'_, 'a> {
             if lexer.peek() != Some(b'"') {
                 return Err(Invalid);
             }
-            let key = lexer.string()?;
+            let (key, dotted) = lexer.key()?;
             lexer.expect(b':')?;
             if let Some(top) = top.as_deref_mut() {
                 top.empty = false;
             }
-            match self.trie.walk(node, &key) {
+            let found = if dotted {
+                self.trie.walk(node, &key)
+            } else {
+                self.trie.child(node, &key)
+            };
+            match found {
                 None => lexer.skip_value()?,
                 Some(id) => {
                     let seen = self.value(lexer, id, depth + 1)?;
