@@ -533,13 +533,14 @@ pub fn fixed_rate(
     )?;
     agent.wait_ready(Duration::from_secs(30))?;
     let duration = Duration::from_secs_f64(seconds);
-    let writer = std::thread::spawn(move || write_at_rate(&path, rate, pattern, duration));
+    let writer = std::thread::spawn(move || write_at_rate(&path, rate, pattern, duration, false));
     sleep(Duration::from_secs_f64(warmup_s));
     let before = agent.proc.sample()?;
     let window_start = Instant::now();
     let written = writer
         .join()
-        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
+        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??
+        .lines;
     let after = agent.proc.sample()?;
     let window = window_start.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -586,20 +587,41 @@ impl WritePattern {
     }
 }
 
-/// Appends stamped lines to `path` at `rate` lines/s for `duration`; returns lines written.
-fn write_at_rate(path: &Path, rate: u64, pattern: WritePattern, duration: Duration) -> Result<u64> {
+/// What a fixed-rate writer wrote.
+#[derive(Debug, Default)]
+struct Written {
+    /// Lines.
+    lines: u64,
+    /// When asked for probes: for probe `n` (the first line of each 5 ms tick, carrying
+    /// `"bench_probe":n`), the Unix nanoseconds once its `write()` returned.
+    probes: Vec<u64>,
+}
+
+/// The field that numbers probe lines (see [`Written::probes`]).
+const PROBE_FIELD: &str = "bench_probe";
+
+/// Appends stamped lines to `path` at `rate` lines/s for `duration`; with `probes`, the
+/// first line of each 5 ms tick also carries a probe number.
+fn write_at_rate(
+    path: &Path,
+    rate: u64,
+    pattern: WritePattern,
+    duration: Duration,
+    probes: bool,
+) -> Result<Written> {
     let mut file = OpenOptions::new().append(true).open(path)?;
     let mut generator = Generator::new(7, 0, 64, 0.02);
     let mut buffer = Vec::with_capacity(64 * 1024);
     let start = Instant::now();
-    let mut written = 0u64;
+    let mut written = Written::default();
     loop {
         let elapsed = start.elapsed();
         let due = ((rate as f64) * elapsed.min(duration).as_secs_f64()) as u64;
-        if due > written {
+        if due > written.lines {
             buffer.clear();
             let now_ns = unix_ns();
-            for _ in written..due {
+            let mut probe = probes.then_some(written.probes.len());
+            for _ in written.lines..due {
                 generator.line(
                     &mut buffer,
                     LineTime::Live {
@@ -607,18 +629,36 @@ fn write_at_rate(path: &Path, rate: u64, pattern: WritePattern, duration: Durati
                         stamp: true,
                     },
                 );
+                if let Some(number) = probe {
+                    mark_probe(&mut buffer, number);
+                }
                 if pattern == WritePattern::LinePerWrite {
                     file.write_all(&buffer)?;
                     buffer.clear();
+                    if probe.take().is_some() {
+                        written.probes.push(unix_ns());
+                    }
                 }
             }
             file.write_all(&buffer)?;
-            written = due;
+            if probe.is_some() {
+                written.probes.push(unix_ns());
+            }
+            written.lines = due;
         }
         if elapsed >= duration {
             return Ok(written);
         }
         sleep(Duration::from_millis(5));
+    }
+}
+
+/// Adds `"bench_probe":number` to the one line in `buffer` (a CRI line ending `}\n`).
+fn mark_probe(buffer: &mut Vec<u8>, number: usize) {
+    if buffer.ends_with(b"}\n") {
+        let at = buffer.len() - 2;
+        let field = format!(",\"{PROBE_FIELD}\":{number}");
+        buffer.splice(at..at, field.into_bytes());
     }
 }
 
@@ -733,17 +773,7 @@ pub fn opensearch(
             .unwrap_or("elasticsearch"),
         info["version"]["number"].as_str().unwrap_or("?")
     );
-    let cleanup = || {
-        let t = Duration::from_secs(30);
-        let _ = http::request(address, "DELETE", &format!("/{INDEX}"), None, t);
-        let _ = http::request(
-            address,
-            "DELETE",
-            &format!("/_index_template/{INDEX}"),
-            None,
-            t,
-        );
-    };
+    let cleanup = || delete_index(address, INDEX);
     cleanup();
     let dir = ctx.run_dir("opensearch")?;
     let target = Target {
@@ -816,6 +846,198 @@ pub fn opensearch(
     result
 }
 
+/// Deletes `index` and the index template the agent installs under its name.
+fn delete_index(address: SocketAddr, index: &str) {
+    let t = Duration::from_secs(30);
+    let _ = http::request(address, "DELETE", &format!("/{index}"), None, t);
+    let _ = http::request(
+        address,
+        "DELETE",
+        &format!("/_index_template/{index}"),
+        None,
+        t,
+    );
+}
+
+/// The index of the write → searchable case.
+const SEARCHABLE_INDEX: &str = "bench-searchable";
+
+/// How often the write → searchable case asks OpenSearch for new probes.
+const SEARCH_POLL: Duration = Duration::from_millis(25);
+
+/// Write → searchable latency in the real OpenSearch at a fixed rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchableFigures {
+    /// Lines per second written.
+    pub rate: u64,
+    /// Seconds of writing.
+    pub seconds: f64,
+    /// Lines written.
+    pub written: u64,
+    /// Probe lines written (one per 5 ms tick).
+    pub probes: u64,
+    /// Probe lines a search found.
+    pub probes_found: u64,
+    /// Milliseconds between searches: each figure is late by up to this plus the
+    /// search's own time.
+    pub poll_ms: u64,
+    /// Write (the `write()` returned) → a `_search` found the probe.
+    pub latency: LatencyStats,
+    /// Agent CPU while writing, in % of one core.
+    pub cpu_percent: f64,
+}
+
+/// Writes `rate` stamped lines/s for `seconds` into a file that Hindsight (defaults:
+/// correlation, gzip, 1 s batch timeout, template installed) ships to the OpenSearch at
+/// `address`, and measures how long each probe line takes to be found by `_search`
+/// (refresh interval 1 s, OpenSearch's default).
+pub fn opensearch_searchable(
+    ctx: &mut Context,
+    address: SocketAddr,
+    rate: u64,
+    seconds: f64,
+) -> Result<SearchableFigures> {
+    delete_index(address, SEARCHABLE_INDEX);
+    let result = (|| {
+        let dir = ctx.run_dir("opensearch-searchable")?;
+        let root = dir.join("root");
+        let path = corpus::log_path(&root, 0);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::File::create(&path)?;
+        let target = Target {
+            endpoint: format!("http://{address}"),
+            index: SEARCHABLE_INDEX.to_owned(),
+            install_template: true,
+        };
+        let variant = HindsightVariant {
+            correlate: true,
+            gzip: true,
+            fingers: None,
+        };
+        let include = corpus::include_glob(&root);
+        let mut agent = agents::start(
+            AgentKind::Hindsight,
+            &ctx.binaries,
+            &dir,
+            &include,
+            &target,
+            &variant,
+        )?;
+        agent.wait_ready(Duration::from_secs(30))?;
+        let duration = Duration::from_secs_f64(seconds);
+        let before = agent.proc.sample()?;
+        let window_start = Instant::now();
+        let writer = std::thread::spawn(move || {
+            write_at_rate(&path, rate, WritePattern::Bursts, duration, true)
+        });
+        let mut found = FoundProbes::default();
+        while !writer.is_finished() {
+            found.search(address)?;
+            agent.proc.check_alive()?;
+            sleep(SEARCH_POLL);
+        }
+        let after = agent.proc.sample()?;
+        let window = window_start.elapsed().as_secs_f64();
+        let written = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while found.first_missing() < written.probes.len() && Instant::now() < deadline {
+            sleep(SEARCH_POLL);
+            found.search(address)?;
+        }
+        if found.at_ns.is_empty() {
+            bail!(
+                "no probe was ever found; the last search answered: {}",
+                found.not_yet.as_deref().unwrap_or("(nothing)")
+            );
+        }
+        let mut micros: Vec<u64> = written
+            .probes
+            .iter()
+            .zip(&found.at_ns)
+            .filter_map(|(sent, seen)| Some(seen.as_ref()?.saturating_sub(*sent) / 1000))
+            .collect();
+        Ok(SearchableFigures {
+            rate,
+            seconds,
+            written: written.lines,
+            probes: written.probes.len() as u64,
+            probes_found: micros.len() as u64,
+            poll_ms: SEARCH_POLL.as_millis() as u64,
+            latency: LatencyStats::from_micros(&mut micros),
+            cpu_percent: 100.0 * (after.cpu.as_secs_f64() - before.cpu.as_secs_f64()) / window,
+        })
+    })();
+    delete_index(address, SEARCHABLE_INDEX);
+    result
+}
+
+/// When each probe was first found by a search.
+#[derive(Debug, Default)]
+struct FoundProbes {
+    /// By probe number: Unix nanoseconds when a search first returned it.
+    at_ns: Vec<Option<u64>>,
+    /// The last answer that said the index is not searchable yet.
+    not_yet: Option<String>,
+}
+
+impl FoundProbes {
+    /// The lowest probe number not found yet.
+    fn first_missing(&self) -> usize {
+        self.at_ns
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.at_ns.len())
+    }
+
+    /// Asks for every probe from the first missing one on and notes those new.
+    fn search(&mut self, address: SocketAddr) -> Result<()> {
+        let body = serde_json::json!({
+            "size": 10_000,
+            "_source": [PROBE_FIELD],
+            "query": {"range": {PROBE_FIELD: {"gte": self.first_missing()}}},
+        });
+        let response = http::request(
+            address,
+            "POST",
+            &format!("/{SEARCHABLE_INDEX}/_search"),
+            Some(body.to_string().as_bytes()),
+            Duration::from_secs(5),
+        )?;
+        let now = unix_ns();
+        match response.status {
+            200 => {}
+            // The agent has not created the index yet (404), or its shards are not
+            // searchable yet (503, "all shards failed").
+            404 | 503 => {
+                self.not_yet = Some(response.text());
+                return Ok(());
+            }
+            status => bail!("_search answered {status}: {}", response.text()),
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&response.body).context("_search answered non-JSON")?;
+        let hits = value["hits"]["hits"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for hit in hits {
+            let Some(number) = hit["_source"][PROBE_FIELD].as_u64() else {
+                continue;
+            };
+            let number = number as usize;
+            if number >= self.at_ns.len() {
+                self.at_ns.resize(number + 1, None);
+            }
+            self.at_ns[number].get_or_insert(now);
+        }
+        Ok(())
+    }
+}
+
 /// Writes a corpus under `root` (emptied first), reporting how long it took on stderr.
 pub fn make_corpus(root: &Path, lines: u64, files: usize, concurrency: usize) -> Result<Corpus> {
     if root.exists() {
@@ -868,5 +1090,25 @@ mod tests {
         assert!((rate - 240.0 / 1.65).abs() < 1e-6, "{rate}");
         assert_eq!(rate_between(&timeline, 10, 400), None);
         assert_eq!(rate_between(&[(5, 0), (5, 100)], 10, 90), None);
+    }
+
+    #[test]
+    fn a_probe_is_the_last_field_of_its_json_line() {
+        let mut line = b"2026-11-24T10:00:00Z stdout F {\"msg\":\"hi\"}\n".to_vec();
+        mark_probe(&mut line, 42);
+        assert_eq!(
+            line,
+            b"2026-11-24T10:00:00Z stdout F {\"msg\":\"hi\",\"bench_probe\":42}\n"
+        );
+    }
+
+    #[test]
+    fn the_first_missing_probe_is_searched_from() {
+        let mut found = FoundProbes::default();
+        assert_eq!(found.first_missing(), 0);
+        found.at_ns = vec![Some(1), None, Some(3)];
+        assert_eq!(found.first_missing(), 1);
+        found.at_ns[1] = Some(2);
+        assert_eq!(found.first_missing(), 3);
     }
 }

@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use self::agents::{AgentKind, Binaries, Fingers, HindsightVariant};
 use self::cases::{
-    Context, HeldFigures, IdleFigures, OpenSearchFigures, RateFigures, Run, WritePattern,
+    Context, HeldFigures, IdleFigures, OpenSearchFigures, RateFigures, Run, SearchableFigures,
+    WritePattern,
 };
 use crate::corpus::CorpusStats;
 
@@ -307,6 +308,8 @@ pub struct Results {
     pub idle: Outcome<IdleFigures>,
     /// The real OpenSearch.
     pub opensearch: Outcome<OpenSearchFigures>,
+    /// Write → searchable in the real OpenSearch at 2,000 lines/s.
+    pub searchable: Outcome<SearchableFigures>,
     /// Peers that were not run, and why.
     pub peers_not_run: Vec<String>,
     /// Wall time of the whole benchmark.
@@ -465,10 +468,16 @@ pub fn run(options: Options) -> Result<Results> {
     let idle = Outcome::from(cases::idle(&mut ctx, &idle_corpus, sizes.idle_s));
     report::progress_idle(&idle);
 
-    let opensearch = match options.opensearch {
-        None => Outcome::NotRun {
-            reason: "not requested (--no-opensearch)".to_owned(),
-        },
+    let (opensearch, searchable) = match options.opensearch {
+        None => {
+            let reason = "not requested (--no-opensearch)".to_owned();
+            (
+                Outcome::NotRun {
+                    reason: reason.clone(),
+                },
+                Outcome::NotRun { reason },
+            )
+        }
         Some(address) => {
             let up = crate::http::get(address, "/").is_ok_and(|r| r.status == 200);
             let started = match (&options.opensearch_start, up) {
@@ -480,9 +489,15 @@ pub fn run(options: Options) -> Result<Results> {
                 (None, false) => Err(anyhow::anyhow!("nothing answers on http://{address}")),
             };
             match started {
-                Err(error) => Outcome::NotRun {
-                    reason: format!("OpenSearch unavailable: {error:#}"),
-                },
+                Err(error) => {
+                    let reason = format!("OpenSearch unavailable: {error:#}");
+                    (
+                        Outcome::NotRun {
+                            reason: reason.clone(),
+                        },
+                        Outcome::NotRun { reason },
+                    )
+                }
                 Ok(()) => {
                     eprintln!("OpenSearch end to end …");
                     let os_corpus = cases::make_corpus(
@@ -492,12 +507,25 @@ pub fn run(options: Options) -> Result<Results> {
                         64,
                     )?;
                     corpora.push(("OpenSearch".to_owned(), os_corpus.stats.clone()));
-                    Outcome::from(cases::opensearch(&mut ctx, &os_corpus, address))
+                    let opensearch =
+                        Outcome::from(cases::opensearch(&mut ctx, &os_corpus, address));
+                    report::progress_opensearch(&opensearch);
+                    eprintln!(
+                        "OpenSearch write → searchable, 2,000 lines/s for {} s …",
+                        sizes.latency_s
+                    );
+                    let searchable = Outcome::from(cases::opensearch_searchable(
+                        &mut ctx,
+                        address,
+                        2_000,
+                        sizes.latency_s,
+                    ));
+                    report::progress_searchable(&searchable);
+                    (opensearch, searchable)
                 }
             }
         }
     };
-    report::progress_opensearch(&opensearch);
 
     machine.load_end = machine::load_average();
     let results = Results {
@@ -512,6 +540,7 @@ pub fn run(options: Options) -> Result<Results> {
         latency,
         idle,
         opensearch,
+        searchable,
         peers_not_run,
         total_s: started.elapsed().as_secs_f64(),
     };

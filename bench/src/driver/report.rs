@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::cases::{HeldFigures, IdleFigures, OpenSearchFigures, RateFigures, Run};
+use super::cases::{
+    HeldFigures, IdleFigures, OpenSearchFigures, RateFigures, Run, SearchableFigures,
+};
 use super::{describe_corpus_list, Outcome, Results};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -591,6 +593,34 @@ fn opensearch_table(outcome: &Outcome<OpenSearchFigures>) -> String {
     }
 }
 
+fn searchable_table(outcome: &Outcome<SearchableFigures>) -> String {
+    match outcome {
+        Outcome::Ok { figures: f } => format!(
+            "| write → searchable, {} lines/s | value |\n|---|--:|\n\
+             | lines written in {:.0} s | {} |\n\
+             | probe lines found by `_search` / written | {} / {} |\n\
+             | write → found p50 / p99 / max | {:.0} / {:.0} / {:.0} ms |\n\
+             | agent CPU while writing | {:.2} % of one core |\n\n\
+             One line per 5 ms tick carries a probe number; `_search` asks every {} ms for \
+             the probes not found yet, so each figure is late by up to that plus the search's \
+             own time. What it adds up: the batch timeout (1 s, the default), the bulk \
+             request, and OpenSearch's refresh interval (1 s, its default).\n",
+            thousands(f.rate as f64),
+            f.seconds,
+            thousands(f.written as f64),
+            thousands(f.probes_found as f64),
+            thousands(f.probes as f64),
+            f.latency.p50_ms,
+            f.latency.p99_ms,
+            f.latency.max_ms,
+            f.cpu_percent,
+            f.poll_ms,
+        ),
+        Outcome::Failed { error } => format!("Write → searchable: failed: {error}\n"),
+        Outcome::NotRun { reason } => format!("Write → searchable: not run: {reason}\n"),
+    }
+}
+
 /// The full report.
 pub fn markdown(results: &Results) -> String {
     let m = &results.machine;
@@ -682,6 +712,8 @@ pub fn markdown(results: &Results) -> String {
     out.push_str(&idle_table(&results.idle));
     out.push_str("\n## End to end against OpenSearch\n\n");
     out.push_str(&opensearch_table(&results.opensearch));
+    out.push('\n');
+    out.push_str(&searchable_table(&results.searchable));
     out.push_str("\n## Peers\n\n");
     if results.peers_not_run.is_empty() {
         out.push_str("Vector and Fluent Bit ran the cases marked in the throughput table with the configurations in `bench/peers/` (CRI framing split, the JSON parsed, shipped to the same endpoint).\n");
@@ -769,6 +801,18 @@ pub fn progress_opensearch(outcome: &Outcome<OpenSearchFigures>) {
         ),
         Outcome::Failed { error } => eprintln!("  OpenSearch: FAILED: {error}"),
         Outcome::NotRun { reason } => eprintln!("  OpenSearch: not run: {reason}"),
+    }
+}
+
+/// A progress line for the write → searchable case.
+pub fn progress_searchable(outcome: &Outcome<SearchableFigures>) {
+    match outcome {
+        Outcome::Ok { figures: f } => eprintln!(
+            "  {} of {} probes found; write → searchable p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            f.probes_found, f.probes, f.latency.p50_ms, f.latency.p99_ms, f.latency.max_ms
+        ),
+        Outcome::Failed { error } => eprintln!("  write → searchable: FAILED: {error}"),
+        Outcome::NotRun { reason } => eprintln!("  write → searchable: not run: {reason}"),
     }
 }
 
