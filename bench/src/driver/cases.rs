@@ -486,6 +486,9 @@ pub struct RateFigures {
     pub written: u64,
     /// Documents the sink received.
     pub delivered: u64,
+    /// When the case ran in several rounds and this is the median one: every round's
+    /// agent CPU, in the order they ran.
+    pub cpu_rounds: Vec<f64>,
     /// Agent CPU over the measured window, in % of one core.
     pub cpu_percent: f64,
     /// VmRSS at the end of writing.
@@ -559,12 +562,24 @@ pub fn fixed_rate(
         warmup_s,
         written,
         delivered: stats.docs,
+        cpu_rounds: vec![],
         cpu_percent: 100.0 * (after.cpu.as_secs_f64() - before.cpu.as_secs_f64()) / window,
         rss: after.rss,
         peak_rss: after.peak_rss,
         latency: stats.latency,
         sink_cpu_percent: 100.0 * sink_cpu / sink_elapsed.max(1e-9),
     })
+}
+
+/// The round with the median agent CPU (the lower middle one for an even count), with
+/// every round's CPU noted in it; `None` when no round ran.
+pub fn median_round(mut rounds: Vec<RateFigures>) -> Option<RateFigures> {
+    let cpu_rounds: Vec<f64> = rounds.iter().map(|r| r.cpu_percent).collect();
+    rounds.sort_by(|a, b| a.cpu_percent.total_cmp(&b.cpu_percent));
+    let middle = rounds.len().checked_sub(1)? / 2;
+    let mut median = rounds.swap_remove(middle);
+    median.cpu_rounds = cpu_rounds;
+    Some(median)
 }
 
 /// How a fixed-rate writer hands its lines to the kernel.
@@ -1090,6 +1105,34 @@ mod tests {
         assert!((rate - 240.0 / 1.65).abs() < 1e-6, "{rate}");
         assert_eq!(rate_between(&timeline, 10, 400), None);
         assert_eq!(rate_between(&[(5, 0), (5, 100)], 10, 90), None);
+    }
+
+    #[test]
+    fn the_median_round_keeps_every_round_s_cpu() {
+        let round = |cpu_percent: f64| RateFigures {
+            rate: 10_000,
+            pattern: WritePattern::Bursts,
+            seconds: 30.0,
+            warmup_s: 5.0,
+            written: 1,
+            delivered: 1,
+            cpu_rounds: vec![],
+            cpu_percent,
+            rss: 0,
+            peak_rss: 0,
+            latency: LatencyStats::default(),
+            sink_cpu_percent: 0.0,
+        };
+        let median = median_round(vec![round(3.3), round(2.6), round(2.9)]).unwrap();
+        assert_eq!(median.cpu_percent, 2.9);
+        assert_eq!(median.cpu_rounds, vec![3.3, 2.6, 2.9]);
+        assert_eq!(
+            median_round(vec![round(3.0), round(2.0)])
+                .unwrap()
+                .cpu_percent,
+            2.0
+        );
+        assert!(median_round(vec![]).is_none());
     }
 
     #[test]

@@ -512,9 +512,20 @@ fn rate_table(title: &str, outcome: &Outcome<RateFigures>) -> String {
                 thousands(r.delivered as f64),
                 r.seconds
             );
+            let rounds = match r.cpu_rounds.len() {
+                0 | 1 => String::new(),
+                n => format!(
+                    " (the median of {n} rounds: {})",
+                    r.cpu_rounds
+                        .iter()
+                        .map(|cpu| format!("{cpu:.2}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
             let _ = writeln!(
                 out,
-                "| agent CPU (after {:.0} s warm-up) | {:.2} % of one core |",
+                "| agent CPU (after {:.0} s warm-up) | {:.2} % of one core{rounds} |",
                 r.warmup_s, r.cpu_percent
             );
             let _ = writeln!(
@@ -699,7 +710,7 @@ pub fn markdown(results: &Results) -> String {
     }
     out.push_str("\n## Fingers-crossed (issue 4)\n\n");
     out.push_str(&fingers_section(results));
-    out.push_str("\n## Fixed rates\n\nOne live file written by the driver, every 5 ms the lines due: in one `write()`, or (as a container runtime copying a service's stdout line by line does) one `write()` per line, each an inotify event. Each line carries its write time (`bench_sent_ns`) and the sink measures write → received. Agent defaults (correlation, gzip, `batch.timeout = 1s`, so latency is mostly the batch timeout).\n\n");
+    out.push_str("\n## Fixed rates\n\nOne live file written by the driver, every 5 ms the lines due: in one `write()`, or (as a container runtime copying a service's stdout line by line does) one `write()` per line, each an inotify event. Each line carries its write time (`bench_sent_ns`) and the sink measures write → received. Agent defaults (correlation, gzip, `batch.timeout = 1s`, so latency is mostly the batch timeout). The two 10,000 lines/s cases run in alternation, once per round like the throughput cases; each table is the round with the median agent CPU, and the CPU of every round is listed.\n\n");
     out.push_str(&rate_table("10,000 lines/s, 5 ms bursts", &results.steady));
     out.push('\n');
     out.push_str(&rate_table(
