@@ -7,6 +7,8 @@
 
 pub mod admin;
 pub mod app;
+#[doc(hidden)]
+pub mod bench_support;
 pub mod config;
 pub mod event;
 pub mod handoff;

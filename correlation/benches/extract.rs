@@ -10,30 +10,16 @@ use std::hint::black_box;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
-use hindsight_correlation::ecs::{AddedFields, Layouts};
+use common::records::RECORDS;
+use hindsight_correlation::ecs::Layouts;
 use hindsight_correlation::extract::FieldSet;
 use hindsight_correlation::ids::{SpanId, TraceId};
-use hindsight_correlation::json::ObjectWriter;
 use hindsight_correlation::request_delta::RequestClock;
-use hindsight_correlation::time::{parse_epoch, parse_text, Timestamp};
+use hindsight_correlation::time::parse_text;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
-/// Real shapes, each about 300 bytes.
-const RECORDS: &[(&str, &str)] = &[
-    (
-        "zap",
-        r#"{"level":"info","ts":1700000000.123456,"caller":"checkout/handler.go:142","msg":"payment authorized","request_id":"01a20a2a-35e0-7008-859d-45c50d93df36","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","amount_cents":1999,"currency":"EUR","items":3}"#,
-    ),
-    (
-        "pino",
-        r#"{"level":30,"time":1700000000123,"pid":4711,"hostname":"checkout-6f7d-x2v","reqId":"req-8f3a2b","req":{"method":"POST","url":"/checkout","remoteAddress":"10.0.3.7"},"res":{"statusCode":200},"responseTime":12.7,"msg":"request completed"}"#,
-    ),
-    (
-        "ecs",
-        r#"{"@timestamp":"2026-11-23T10:00:00.123Z","log.level":"INFO","message":"order placed for customer","service.name":"checkout","trace.id":"4bf92f3577b34da6a3ce929d0e0e4736","transaction.id":"00f067aa0ba902b7","http.request.id":"01a20a2a-35e0-7008","order":{"id":88123,"total":19.99}}"#,
-    ),
-];
+mod common;
 
 fn main() {
     parse_text_figures();
@@ -51,15 +37,7 @@ fn main() {
         let mut layouts = Layouts::default();
         let begun = Instant::now();
         for _ in 0..iterations {
-            let Ok(scan) = fields.scan(black_box(line)) else {
-                continue;
-            };
-            let mut added = AddedFields::new();
-            scan.extracted.add_ecs_fields(&mut added);
-            out.clear();
-            let mut doc = ObjectWriter::splice(&mut out, line, &scan.top);
-            added.write_with(&mut doc, &scan.top, &mut layouts);
-            doc.finish();
+            common::splice(&fields, black_box(line), &mut layouts, &mut out);
             black_box(&out);
         }
         let splice_ns = begun.elapsed().as_nanos() as f64 / iterations as f64;
@@ -128,45 +106,7 @@ fn parse_text_figures() {
 fn request_clock_figures() {
     const IDS: usize = 285_000;
     const INTERLEAVED: usize = 256;
-    let mut rng = StdRng::seed_from_u64(11);
-    let ids: Vec<String> = (0..IDS)
-        .map(|_| {
-            let (a, b, c) = (
-                rng.random::<u64>(),
-                rng.random::<u64>(),
-                rng.random::<u32>(),
-            );
-            format!(
-                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-                a >> 32,
-                (a >> 16) & 0xffff,
-                a & 0xffff,
-                b >> 48,
-                (b & 0xffff_ffff) << 16 | u64::from(c & 0xffff)
-            )
-        })
-        .collect();
-    // (id index, time) per line.
-    let mut lines: Vec<(u32, Timestamp)> = Vec::with_capacity(IDS * 8);
-    let mut active: Vec<(u32, u32)> = Vec::with_capacity(INTERLEAVED);
-    let mut next_id = 0;
-    let mut millis = 1_700_000_000_000.0;
-    loop {
-        while active.len() < INTERLEAVED && next_id < IDS {
-            active.push((next_id as u32, rng.random_range(3..=12)));
-            next_id += 1;
-        }
-        if active.is_empty() {
-            break;
-        }
-        let pick = rng.random_range(0..active.len());
-        millis += rng.random_range(0.0..0.2);
-        lines.push((active[pick].0, parse_epoch(millis).expect("a valid time")));
-        active[pick].1 -= 1;
-        if active[pick].1 == 0 {
-            active.swap_remove(pick);
-        }
-    }
+    let (ids, lines) = common::request_lines(IDS, INTERLEAVED);
     let capacity = NonZeroUsize::new(100_000).expect("non-zero");
     let mut best = f64::MAX;
     for _ in 0..5 {

@@ -7,6 +7,8 @@
 //! - [`elasticsearch`]: the `_bulk` sink for Elasticsearch 7/8/9 and OpenSearch 2/3.
 
 pub mod ack;
+#[doc(hidden)]
+pub mod bench_support;
 pub mod elasticsearch;
 
 /// A finished log document on its way to a sink.

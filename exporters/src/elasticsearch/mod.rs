@@ -52,7 +52,7 @@
 mod cluster;
 mod config;
 mod dead_letter;
-mod encode;
+pub(crate) mod encode;
 mod error;
 mod events;
 mod metrics;
