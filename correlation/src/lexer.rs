@@ -40,7 +40,8 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The bytes of `word` (high bit set in each) that are below `limit`; exact for the
-/// lowest such byte, which is all [`Lexer::string_end`] reads.
+/// lowest such byte, and a byte flagged wrongly always has a rightly flagged one below
+/// it (a borrow only moves up). [`Lexer::string_stop`] relies on both.
 fn bytes_below(word: u64, limit: u8) -> u64 {
     word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGHS
 }
@@ -51,7 +52,7 @@ fn bytes_equal(word: u64, byte: u8) -> u64 {
 }
 
 /// Sixteen bytes at a time with SSE2, which every x86-64 CPU has.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2 {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
@@ -135,7 +136,7 @@ impl<'a> Lexer<'a> {
     fn string_stop(&self, mut from: usize) -> (usize, bool) {
         let bytes = self.bytes();
         let mut dotted = false;
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         while from + 16 <= bytes.len() {
             let (stops, dots) = sse2::string_stops(&bytes[from..from + 16]);
             if stops != 0 {
@@ -566,11 +567,14 @@ mod tests {
         "key",
         "0123456789abcdef",
         ".",
+        "/",
+        "#",
         " ",
         "\"",
         "\\\\",
         "\\n",
         "\\u00e9",
+        "\\u002e",
         "\\ud83d\\ude00",
         "\\x",
         "\\u12",
@@ -581,6 +585,48 @@ mod tests {
         "é",
         "😀",
     ];
+
+    /// Every placement of one stop byte and one dot in strings of up to 40 bytes, started
+    /// at offsets 0 to 3 (so each falls in the 16-byte, the 8-byte and the bytewise steps),
+    /// against a byte-by-byte reading.
+    #[test]
+    fn string_stop_matches_a_bytewise_reading() {
+        let reference = |bytes: &[u8], from: usize| {
+            let mut dotted = false;
+            for (at, &byte) in bytes.iter().enumerate().skip(from) {
+                if byte == b'"' || byte == b'\\' || byte < 0x20 {
+                    return (at, dotted);
+                }
+                dotted |= byte == b'.';
+            }
+            (bytes.len(), dotted)
+        };
+        for len in 0..=40usize {
+            for stop in (0..len).map(Some).chain([None]) {
+                for stop_byte in [b'"', b'\\', 0x01, 0x1f] {
+                    for dot in (0..len).map(Some).chain([None]) {
+                        // '/' is one above '.', which a careless borrow could flag.
+                        let mut bytes = vec![b'/'; len];
+                        if let Some(dot) = dot {
+                            bytes[dot] = b'.';
+                        }
+                        if let Some(stop) = stop {
+                            bytes[stop] = stop_byte;
+                        }
+                        let text = String::from_utf8(bytes).unwrap();
+                        let lexer = Lexer::new(&text);
+                        for from in 0..4.min(len + 1) {
+                            assert_eq!(
+                                lexer.string_stop(from),
+                                reference(text.as_bytes(), from),
+                                "{text:?} from {from}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     proptest::proptest! {
         #[test]
