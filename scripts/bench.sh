@@ -2,11 +2,11 @@
 # The benchmark harness: builds the release agent and the bench crate (bench/), then runs
 # every case and writes BENCHMARKS.md from that run's figures (never edited by hand).
 #
-#   scripts/bench.sh                   # the full run (about 15 minutes on 2 cores): BENCHMARKS.md,
+#   scripts/bench.sh                   # the full run (about 10 minutes on 2 cores): BENCHMARKS.md,
 #                                      #   with scripts/bench-proxy.sh and the extraction bench appended
 #   scripts/bench.sh --quick           # a smoke test (a few minutes):
 #                                      #   $HINDSIGHT_CACHE_DIR/bench/BENCHMARKS.quick.md
-#   scripts/bench.sh --no-opensearch   # skip the end-to-end case against the real OpenSearch
+#   scripts/bench.sh --no-opensearch   # skip the two cases against the real OpenSearch
 #   VECTOR_BIN=/path/vector FLUENTBIT_BIN=/path/fluent-bit scripts/bench.sh   # peers side by side
 #
 # Other options go to the driver (`$CARGO_TARGET_DIR/release/bench --help`), e.g. `--lines N`,

@@ -22,7 +22,7 @@ struct Args {
     /// Lines of the throughput corpora (default: 2,000,000; quick: 200,000).
     #[arg(long)]
     lines: Option<u64>,
-    /// Rounds of the throughput cases (default 3; quick 1).
+    /// Rounds of the throughput cases and of the 10,000 lines/s cases (default 3; quick 1).
     #[arg(long)]
     repeat: Option<usize>,
     /// The report (default: BENCHMARKS.md in the repository; quick: in the work folder).
@@ -46,10 +46,10 @@ struct Args {
     /// The peers' configuration templates (default: <repo>/bench/peers).
     #[arg(long)]
     peers_dir: Option<PathBuf>,
-    /// The real OpenSearch for the end-to-end case.
+    /// The real OpenSearch for the end-to-end and write → searchable cases.
     #[arg(long, default_value = "127.0.0.1:9200")]
     opensearch: SocketAddr,
-    /// Skip the end-to-end case.
+    /// Skip the two cases against the real OpenSearch (end to end, write → searchable).
     #[arg(long)]
     no_opensearch: bool,
     /// A shell command that starts OpenSearch when it is not answering.

@@ -4,6 +4,8 @@ use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -536,14 +538,11 @@ pub fn fixed_rate(
     )?;
     agent.wait_ready(Duration::from_secs(30))?;
     let duration = Duration::from_secs_f64(seconds);
-    let writer = std::thread::spawn(move || write_at_rate(&path, rate, pattern, duration, false));
+    let writer = Writer::spawn(path, rate, pattern, duration, false);
     sleep(Duration::from_secs_f64(warmup_s));
     let before = agent.proc.sample()?;
     let window_start = Instant::now();
-    let written = writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??
-        .lines;
+    let written = writer.finish()?.lines;
     let after = agent.proc.sample()?;
     let window = window_start.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -552,6 +551,12 @@ pub fn fixed_rate(
         agent.proc.check_alive()?;
         sleep(Duration::from_millis(100));
         stats = sink.stats()?;
+    }
+    if stats.docs < written {
+        bail!(
+            "{} of {written} lines reached the sink within 20 s of the end of writing",
+            stats.docs
+        );
     }
     let sink_cpu = sink.proc.sample()?.cpu.as_secs_f64();
     let sink_elapsed = (unix_ns().saturating_sub(sink.proc.spawned_unix_ns)) as f64 / 1e9;
@@ -571,12 +576,13 @@ pub fn fixed_rate(
     })
 }
 
-/// The round with the median agent CPU (the lower middle one for an even count), with
-/// every round's CPU noted in it; `None` when no round ran.
+/// The round with the median agent CPU (the higher middle one for an even count, so the
+/// verdict does not lean towards passing), with every round's CPU noted in it; `None`
+/// when no round ran.
 pub fn median_round(mut rounds: Vec<RateFigures>) -> Option<RateFigures> {
     let cpu_rounds: Vec<f64> = rounds.iter().map(|r| r.cpu_percent).collect();
     rounds.sort_by(|a, b| a.cpu_percent.total_cmp(&b.cpu_percent));
-    let middle = rounds.len().checked_sub(1)? / 2;
+    let middle = rounds.len().checked_sub(1)?.div_ceil(2);
     let mut median = rounds.swap_remove(middle);
     median.cpu_rounds = cpu_rounds;
     Some(median)
@@ -615,14 +621,15 @@ struct Written {
 /// The field that numbers probe lines (see [`Written::probes`]).
 const PROBE_FIELD: &str = "bench_probe";
 
-/// Appends stamped lines to `path` at `rate` lines/s for `duration`; with `probes`, the
-/// first line of each 5 ms tick also carries a probe number.
+/// Appends stamped lines to `path` at `rate` lines/s for `duration`, or until `stop` is
+/// set; with `probes`, the first line of each 5 ms tick also carries a probe number.
 fn write_at_rate(
     path: &Path,
     rate: u64,
     pattern: WritePattern,
     duration: Duration,
     probes: bool,
+    stop: &AtomicBool,
 ) -> Result<Written> {
     let mut file = OpenOptions::new().append(true).open(path)?;
     let mut generator = Generator::new(7, 0, 64, 0.02);
@@ -636,6 +643,8 @@ fn write_at_rate(
             buffer.clear();
             let now_ns = unix_ns();
             let mut probe = probes.then_some(written.probes.len());
+            // The probe is in `buffer` and its write time still to be noted.
+            let mut unsent_probe = false;
             for _ in written.lines..due {
                 generator.line(
                     &mut buffer,
@@ -644,27 +653,79 @@ fn write_at_rate(
                         stamp: true,
                     },
                 );
-                if let Some(number) = probe {
+                if let Some(number) = probe.take() {
                     mark_probe(&mut buffer, number);
+                    unsent_probe = true;
                 }
                 if pattern == WritePattern::LinePerWrite {
                     file.write_all(&buffer)?;
                     buffer.clear();
-                    if probe.take().is_some() {
+                    if std::mem::take(&mut unsent_probe) {
                         written.probes.push(unix_ns());
                     }
                 }
             }
             file.write_all(&buffer)?;
-            if probe.is_some() {
+            if unsent_probe {
                 written.probes.push(unix_ns());
             }
             written.lines = due;
         }
-        if elapsed >= duration {
+        if elapsed >= duration || stop.load(Ordering::Relaxed) {
             return Ok(written);
         }
         sleep(Duration::from_millis(5));
+    }
+}
+
+/// [`write_at_rate`] on its own thread, stopped and joined however the case ends.
+struct Writer {
+    handle: Option<std::thread::JoinHandle<Result<Written>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn spawn(
+        path: PathBuf,
+        rate: u64,
+        pattern: WritePattern,
+        duration: Duration,
+        probes: bool,
+    ) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_writer = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            write_at_rate(&path, rate, pattern, duration, probes, &stop_writer)
+        });
+        Writer {
+            handle: Some(handle),
+            stop,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.handle
+            .as_ref()
+            .is_none_or(|handle| handle.is_finished())
+    }
+
+    /// Waits for the writing to end by itself.
+    fn finish(mut self) -> Result<Written> {
+        match self.handle.take() {
+            Some(handle) => handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?,
+            None => bail!("the writer was already joined"),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }
 
@@ -944,9 +1005,7 @@ pub fn opensearch_searchable(
         let duration = Duration::from_secs_f64(seconds);
         let before = agent.proc.sample()?;
         let window_start = Instant::now();
-        let writer = std::thread::spawn(move || {
-            write_at_rate(&path, rate, WritePattern::Bursts, duration, true)
-        });
+        let writer = Writer::spawn(path, rate, WritePattern::Bursts, duration, true);
         let mut found = FoundProbes::default();
         while !writer.is_finished() {
             found.search(address)?;
@@ -955,11 +1014,9 @@ pub fn opensearch_searchable(
         }
         let after = agent.proc.sample()?;
         let window = window_start.elapsed().as_secs_f64();
-        let written = writer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
+        let written = writer.finish()?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while found.first_missing() < written.probes.len() && Instant::now() < deadline {
+        while found.count() < written.probes.len() && Instant::now() < deadline {
             sleep(SEARCH_POLL);
             found.search(address)?;
         }
@@ -1000,20 +1057,28 @@ struct FoundProbes {
 }
 
 impl FoundProbes {
-    /// The lowest probe number not found yet.
-    fn first_missing(&self) -> usize {
-        self.at_ns
-            .iter()
-            .position(Option::is_none)
-            .unwrap_or(self.at_ns.len())
+    /// How many probes were found.
+    fn count(&self) -> usize {
+        self.at_ns.iter().flatten().count()
     }
 
-    /// Asks for every probe from the first missing one on and notes those new.
+    /// The probe numbers below the highest found that are still missing.
+    fn missing(&self) -> Vec<usize> {
+        (0..self.at_ns.len())
+            .filter(|&number| self.at_ns[number].is_none())
+            .collect()
+    }
+
+    /// Asks for the probes above the highest found and those still missing below it,
+    /// and notes the ones new: a lost probe does not make every later search bigger.
     fn search(&mut self, address: SocketAddr) -> Result<()> {
         let body = serde_json::json!({
             "size": 10_000,
             "_source": [PROBE_FIELD],
-            "query": {"range": {PROBE_FIELD: {"gte": self.first_missing()}}},
+            "query": {"bool": {"should": [
+                {"range": {PROBE_FIELD: {"gte": self.at_ns.len()}}},
+                {"terms": {PROBE_FIELD: self.missing()}},
+            ]}},
         });
         let response = http::request(
             address,
@@ -1037,8 +1102,7 @@ impl FoundProbes {
             serde_json::from_slice(&response.body).context("_search answered non-JSON")?;
         let hits = value["hits"]["hits"]
             .as_array()
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[][..], Vec::as_slice);
         for hit in hits {
             let Some(number) = hit["_source"][PROBE_FIELD].as_u64() else {
                 continue;
@@ -1130,7 +1194,7 @@ mod tests {
             median_round(vec![round(3.0), round(2.0)])
                 .unwrap()
                 .cpu_percent,
-            2.0
+            3.0
         );
         assert!(median_round(vec![]).is_none());
     }
@@ -1146,12 +1210,45 @@ mod tests {
     }
 
     #[test]
-    fn the_first_missing_probe_is_searched_from() {
+    fn missing_probes_are_those_below_the_highest_found() {
         let mut found = FoundProbes::default();
-        assert_eq!(found.first_missing(), 0);
-        found.at_ns = vec![Some(1), None, Some(3)];
-        assert_eq!(found.first_missing(), 1);
-        found.at_ns[1] = Some(2);
-        assert_eq!(found.first_missing(), 3);
+        assert_eq!((found.count(), found.missing()), (0, vec![]));
+        found.at_ns = vec![Some(1), None, Some(3), None, Some(5)];
+        assert_eq!((found.count(), found.missing()), (3, vec![1, 3]));
+    }
+
+    #[test]
+    fn a_burst_carries_one_probe_whose_write_time_is_noted() {
+        let dir =
+            std::env::temp_dir().join(format!("hindsight-bench-probes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("0.log");
+        std::fs::File::create(&path).unwrap();
+        let stop = AtomicBool::new(false);
+        let written = write_at_rate(
+            &path,
+            20_000,
+            WritePattern::Bursts,
+            Duration::from_millis(60),
+            true,
+            &stop,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let numbers: Vec<usize> = text
+            .lines()
+            .filter_map(|line| {
+                let at = line.find("\"bench_probe\":")? + "\"bench_probe\":".len();
+                line[at..].trim_end_matches('}').parse().ok()
+            })
+            .collect();
+        assert_eq!(text.lines().count() as u64, written.lines);
+        assert!(
+            written.lines > 2 * numbers.len() as u64,
+            "{} lines",
+            written.lines
+        );
+        assert_eq!(numbers, (0..written.probes.len()).collect::<Vec<_>>());
     }
 }
