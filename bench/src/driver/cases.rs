@@ -514,29 +514,8 @@ pub fn fixed_rate(
     warmup_s: f64,
 ) -> Result<RateFigures> {
     let dir = ctx.run_dir(name)?;
-    let root = dir.join("root");
-    let path = corpus::log_path(&root, 0);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::File::create(&path)?;
     let sink = Sink::start(&ctx.binaries.sink, &dir, Some(LATENCY_FIELD))?;
-    let target = Context::sink_target(&sink);
-    let variant = HindsightVariant {
-        correlate: true,
-        gzip: true,
-        fingers: None,
-    };
-    let include = corpus::include_glob(&root);
-    let mut agent = agents::start(
-        AgentKind::Hindsight,
-        &ctx.binaries,
-        &dir,
-        &include,
-        &target,
-        &variant,
-    )?;
-    agent.wait_ready(Duration::from_secs(30))?;
+    let (path, mut agent) = start_on_live_file(ctx, &dir, &Context::sink_target(&sink))?;
     let duration = Duration::from_secs_f64(seconds);
     let writer = Writer::spawn(path, rate, pattern, duration, false);
     sleep(Duration::from_secs_f64(warmup_s));
@@ -586,6 +565,33 @@ pub fn median_round(mut rounds: Vec<RateFigures>) -> Option<RateFigures> {
     let mut median = rounds.swap_remove(middle);
     median.cpu_rounds = cpu_rounds;
     Some(median)
+}
+
+/// Creates an empty live log file under `dir` and starts Hindsight (defaults:
+/// correlation, gzip) tailing it into `target`, ready; returns the file and the agent.
+fn start_on_live_file(ctx: &Context, dir: &Path, target: &Target) -> Result<(PathBuf, Running)> {
+    let root = dir.join("root");
+    let path = corpus::log_path(&root, 0);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::File::create(&path)?;
+    let variant = HindsightVariant {
+        correlate: true,
+        gzip: true,
+        fingers: None,
+    };
+    let include = corpus::include_glob(&root);
+    let mut agent = agents::start(
+        AgentKind::Hindsight,
+        &ctx.binaries,
+        dir,
+        &include,
+        target,
+        &variant,
+    )?;
+    agent.wait_ready(Duration::from_secs(30))?;
+    Ok((path, agent))
 }
 
 /// How a fixed-rate writer hands its lines to the kernel.
@@ -976,32 +982,12 @@ pub fn opensearch_searchable(
     delete_index(address, SEARCHABLE_INDEX);
     let result = (|| {
         let dir = ctx.run_dir("opensearch-searchable")?;
-        let root = dir.join("root");
-        let path = corpus::log_path(&root, 0);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::File::create(&path)?;
         let target = Target {
             endpoint: format!("http://{address}"),
             index: SEARCHABLE_INDEX.to_owned(),
             install_template: true,
         };
-        let variant = HindsightVariant {
-            correlate: true,
-            gzip: true,
-            fingers: None,
-        };
-        let include = corpus::include_glob(&root);
-        let mut agent = agents::start(
-            AgentKind::Hindsight,
-            &ctx.binaries,
-            &dir,
-            &include,
-            &target,
-            &variant,
-        )?;
-        agent.wait_ready(Duration::from_secs(30))?;
+        let (path, mut agent) = start_on_live_file(ctx, &dir, &target)?;
         let duration = Duration::from_secs_f64(seconds);
         let before = agent.proc.sample()?;
         let window_start = Instant::now();
