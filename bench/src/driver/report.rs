@@ -207,7 +207,7 @@ pub fn checks(results: &Results) -> Vec<Check> {
                 if results.peers_not_run.iter().any(|p| p.starts_with(name)) {
                     format!("not run: {name}'s binary was not given")
                 } else {
-                    "–".into()
+                    format!("no {name} run succeeded (the throughput table says why)")
                 }
             } else {
                 ratios
@@ -736,12 +736,22 @@ pub fn markdown(results: &Results) -> String {
     out.push('\n');
     out.push_str(&searchable_table(&results.searchable));
     out.push_str("\n## Peers\n\n");
-    if results.peers_not_run.is_empty() {
-        out.push_str("Vector and Fluent Bit ran the cases marked in the throughput table with the configurations in `bench/peers/` (CRI framing split, the JSON parsed, shipped to the same endpoint).\n");
-    } else {
-        for line in &results.peers_not_run {
-            let _ = writeln!(out, "- Not run: {line}.");
-        }
+    let ran: Vec<&str> = [("fluent-bit", "Fluent Bit"), ("vector", "Vector")]
+        .into_iter()
+        .filter(|(peer, _)| results.throughput.iter().any(|c| c.agent == *peer))
+        .map(|(_, name)| name)
+        .collect();
+    if !ran.is_empty() {
+        let _ = writeln!(
+            out,
+            "- {} ran the cases marked in the throughput table with the configurations in `bench/peers/` (CRI framing split, the JSON parsed, shipped to the same endpoint); a failed run shows why there.",
+            ran.join(" and ")
+        );
+    }
+    for line in &results.peers_not_run {
+        let _ = writeln!(out, "- Not run: {line}.");
+    }
+    if !results.peers_not_run.is_empty() {
         out.push_str("- Set `VECTOR_BIN` / `FLUENTBIT_BIN` to run them (configurations in `bench/peers/`).\n");
     }
     out.push_str("\n## Corpora\n\n");
