@@ -170,8 +170,6 @@ pub struct HeldLine {
     pub key: RecordKey,
     /// The level the record states, if any.
     pub level: Option<Level>,
-    /// The file the record came from.
-    pub origin: Arc<Origin>,
     /// The time and request delta it was read with.
     pub replay: Replay,
 }
@@ -403,14 +401,13 @@ impl RecordBuilder {
                                     line.as_bytes(),
                                     event.stream,
                                     event.flags,
-                                    event.origin.clone(),
+                                    event.origin,
                                     event.ack,
                                     replay,
                                 ),
                                 outcome,
                                 key,
                                 level: extracted.level,
-                                origin: event.origin,
                                 replay,
                             });
                         }
