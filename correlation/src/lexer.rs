@@ -182,12 +182,13 @@ impl<'a> Lexer<'a> {
     pub(crate) fn key(&mut self) -> Result<(Cow<'a, str>, bool), Invalid> {
         let start = self.at + 1;
         let (end, dotted) = self.string_stop(start);
-        if self.bytes().get(end) == Some(&b'"') {
-            self.at = end + 1;
-            return Ok((Cow::Borrowed(&self.text[start..end]), dotted));
-        }
-        let key = self.string()?;
-        let dotted = key.contains('.');
+        let key = self.string_from(start, end)?;
+        // The flag covers the plain text up to the first stop; a decoded key is checked
+        // whole (an escape may hide a dot).
+        let dotted = match &key {
+            Cow::Borrowed(_) => dotted,
+            Cow::Owned(decoded) => decoded.contains('.'),
+        };
         Ok((key, dotted))
     }
 
@@ -196,6 +197,12 @@ impl<'a> Lexer<'a> {
     pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, Invalid> {
         let start = self.at + 1;
         let end = self.string_end(start);
+        self.string_from(start, end)
+    }
+
+    /// The rest of [`Lexer::string`] once the first stop after the opening quote is
+    /// known: the text starts at `start`, and `end` is [`Lexer::string_end`] of it.
+    fn string_from(&mut self, start: usize, end: usize) -> Result<Cow<'a, str>, Invalid> {
         if self.bytes().get(end) == Some(&b'"') {
             self.at = end + 1;
             return Ok(Cow::Borrowed(&self.text[start..end]));
