@@ -55,6 +55,9 @@ pub struct HindsightVariant {
     /// from the CRI time and the origin fields (`kubernetes.*`, `host.name`,
     /// `log.file.path`, `stream`).
     pub correlate: bool,
+    /// With `correlate`: also add request deltas (the default); `false` sets
+    /// `request_delta = false`, so only the correlation fields are added.
+    pub request_delta: bool,
     /// `compression = "gzip"` (else `"none"`).
     pub gzip: bool,
     /// A `[fingers_crossed]` section.
@@ -170,6 +173,8 @@ pub fn hindsight_config(
              traceparent = []\ndatadog_trace_id = []\ndatadog_span_id = []\nlevel = []\n\
              info_when_present = []\ntime = []\n\n",
         );
+    } else if !variant.request_delta {
+        toml.push_str("[correlation]\nrequest_delta = false\n\n");
     }
     if let Some(fingers) = &variant.fingers {
         let _ = writeln!(
@@ -327,6 +332,7 @@ mod tests {
         for gzip in [false, true] {
             let variant = HindsightVariant {
                 correlate: true,
+                request_delta: true,
                 gzip,
                 fingers: None,
             };
@@ -346,6 +352,33 @@ mod tests {
     }
 
     #[test]
+    fn the_fields_config_turns_request_deltas_off_and_keeps_the_field_lists() {
+        let target = Target {
+            endpoint: "http://127.0.0.1:1".into(),
+            index: "bench".into(),
+            install_template: false,
+        };
+        let config = |request_delta| {
+            let variant = HindsightVariant {
+                correlate: true,
+                request_delta,
+                gzip: false,
+                fingers: None,
+            };
+            let text =
+                hindsight_config(Path::new("/tmp/x"), "/tmp/x/*.log", 1234, &target, &variant);
+            toml::from_str::<toml::Value>(&text).unwrap()
+        };
+        let fields = config(false);
+        assert_eq!(
+            fields["correlation"]["request_delta"].as_bool(),
+            Some(false)
+        );
+        assert!(fields["correlation"].get("fields").is_none());
+        assert!(config(true).get("correlation").is_none());
+    }
+
+    #[test]
     fn the_passthrough_config_empties_every_field_list() {
         let target = Target {
             endpoint: "http://127.0.0.1:1".into(),
@@ -354,6 +387,7 @@ mod tests {
         };
         let variant = HindsightVariant {
             correlate: false,
+            request_delta: false,
             gzip: false,
             fingers: Some(Fingers {
                 idle_timeout: "1s",

@@ -426,6 +426,7 @@ fn hold_everything(ctx: &mut Context, corpus: &Corpus) -> Result<HeldFill> {
     let lines = corpus.stats.lines;
     let holding = HindsightVariant {
         correlate: true,
+        request_delta: true,
         gzip: false,
         fingers: Some(Fingers {
             idle_timeout: "10m",
@@ -578,6 +579,7 @@ fn start_on_live_file(ctx: &Context, dir: &Path, target: &Target) -> Result<(Pat
     std::fs::File::create(&path)?;
     let variant = HindsightVariant {
         correlate: true,
+        request_delta: true,
         gzip: true,
         fingers: None,
     };
@@ -771,6 +773,7 @@ pub fn idle(ctx: &mut Context, corpus: &Corpus, seconds: f64) -> Result<IdleFigu
     let target = Context::sink_target(&sink);
     let variant = HindsightVariant {
         correlate: true,
+        request_delta: true,
         gzip: true,
         fingers: None,
     };
@@ -865,6 +868,7 @@ pub fn opensearch(
     };
     let variant = HindsightVariant {
         correlate: true,
+        request_delta: true,
         gzip: true,
         fingers: None,
     };

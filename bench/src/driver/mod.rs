@@ -140,6 +140,7 @@ fn realistic_fingers() -> Fingers {
 pub fn throughput_cases() -> Vec<CaseSpec> {
     let plain = HindsightVariant {
         correlate: true,
+        request_delta: true,
         gzip: false,
         fingers: None,
     };
@@ -152,6 +153,18 @@ pub fn throughput_cases() -> Vec<CaseSpec> {
             note: "Field lists emptied and request deltas off: the agent still validates each line's JSON, takes `@timestamp` from the CRI time and splices in `kubernetes.*`, `host.name`, `log.file.path`, `stream`, but looks for no ids/level/time. No compression. The floor of the file → bulk path.",
             variant: HindsightVariant {
                 correlate: false,
+                request_delta: false,
+                ..plain.clone()
+            },
+        },
+        CaseSpec {
+            key: "fields",
+            title: "correlation fields without request deltas, 1 file",
+            many_files: false,
+            peers: false,
+            note: "The default field lists (ids, level and time found in each record and added as ECS fields), origin fields, but `request_delta = false`: the steps between passthrough and the default pipeline, so the cost of each shows. No compression.",
+            variant: HindsightVariant {
+                request_delta: false,
                 ..plain.clone()
             },
         },

@@ -117,7 +117,8 @@ pub fn checks(results: &Results) -> Vec<Check> {
     let correlate = per_core("correlate");
     checks.push(Check {
         target: "file → bulk body, JSON passthrough with correlation fields, no compression: ≥ 400 MB/s per core".into(),
-        figure: correlate.map_or("–".into(), |v| format!("{v:.1} MB per CPU-second (correlation, 1 file; passthrough without correlation: {})",
+        figure: correlate.map_or("–".into(), |v| format!("{v:.1} MB per CPU-second (correlation, 1 file; without request deltas: {}; passthrough without correlation: {})",
+            per_core("fields").map_or("–".into(), |f| format!("{f:.1}")),
             per_core("passthrough").map_or("–".into(), |p| format!("{p:.1}")))),
         verdict: Verdict::of(correlate.map(|v| v >= 400.0)),
     });
@@ -135,7 +136,7 @@ pub fn checks(results: &Results) -> Vec<Check> {
             .collect();
         all.iter().max().map(|&b| mib(b))
     };
-    let one = worst_rss(&["passthrough", "correlate", "gzip"]);
+    let one = worst_rss(&["passthrough", "fields", "correlate", "gzip"]);
     checks.push(Check {
         target: "peak RSS at full speed, one file: ≤ 50 MiB".into(),
         figure: one.map_or("–".into(), |v| {
