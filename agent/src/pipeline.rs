@@ -550,6 +550,7 @@ impl FingersStage {
         let metrics = &self.metrics;
         metrics.held_records.set(stats.held_records as i64);
         metrics.held_bytes.set(stats.held_bytes as i64);
+        metrics.memory.set(stats.memory as i64);
         metrics.keys.set(stats.keys as i64);
         metrics
             .activations
@@ -625,6 +626,7 @@ fn dropped_reason(reason: DiscardReason) -> &'static str {
 struct FingersCrossedMetrics {
     held_records: Gauge,
     held_bytes: Gauge,
+    memory: Gauge,
     keys: Gauge,
     activations: Counter,
     evicted_keys: Counter,
@@ -718,6 +720,11 @@ impl FingersCrossedMetrics {
             self.held_bytes.clone(),
         );
         registry.register(
+            "hindsight_fingers_crossed_memory_bytes",
+            "Estimated memory of the held records and their keys: what max_memory caps",
+            self.memory.clone(),
+        );
+        registry.register(
             "hindsight_fingers_crossed_keys",
             "Requests (or streams) with held records or passing through",
             self.keys.clone(),
@@ -775,6 +782,7 @@ mod tests {
         outcomes: mpsc::Sender<RequestOutcome>,
         statuses: Arc<Mutex<Vec<BatchStatus>>>,
         task: tokio::task::JoinHandle<()>,
+        registry: Registry,
     }
 
     fn start(section: Option<FingersCrossedSection>) -> Harness {
@@ -798,6 +806,7 @@ mod tests {
             outcomes,
             statuses: Arc::default(),
             task,
+            registry,
         }
     }
 
@@ -819,6 +828,17 @@ mod tests {
                 })
                 .collect();
             self.events.send(events).await.unwrap();
+        }
+
+        /// The value of metric `name` (without labels).
+        fn metric(&self, name: &str) -> f64 {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+                .parse()
+                .unwrap()
         }
 
         /// The `msg` of every record received within a short while, settling each.
@@ -973,6 +993,33 @@ mod tests {
         )
         .await;
         assert_eq!(h.received().await, ["before", "done"]);
+    }
+
+    #[tokio::test]
+    async fn the_memory_gauge_shows_what_max_memory_caps() {
+        let mut h = start(Some(long_idle()));
+        h.send(
+            "shop",
+            &[
+                r#"{"level":"debug","request_id":"m","msg":"1"}"#,
+                r#"{"level":"info","request_id":"m","msg":"2"}"#,
+            ],
+        )
+        .await;
+        assert!(h.received().await.is_empty());
+        let held = h.metric("hindsight_fingers_crossed_held_bytes");
+        let memory = h.metric("hindsight_fingers_crossed_memory_bytes");
+        assert!(held > 0.0 && memory > held, "held {held}, memory {memory}");
+        h.send("shop", &[r#"{"level":"error","request_id":"m","msg":"3"}"#])
+            .await;
+        assert_eq!(h.received().await, ["1", "2", "3"]);
+        // The request passes through now (stop_buffering): only its key is left.
+        let key_only = h.metric("hindsight_fingers_crossed_memory_bytes");
+        assert!(
+            key_only > 0.0 && key_only < memory,
+            "{key_only} after {memory}"
+        );
+        assert_eq!(h.metric("hindsight_fingers_crossed_held_bytes"), 0.0);
     }
 
     #[tokio::test]
