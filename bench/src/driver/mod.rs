@@ -245,6 +245,13 @@ impl CaseRuns {
         runs.get(runs.len().saturating_sub(1) / 2).copied()
     }
 
+    /// The median of one figure over the runs (the lower middle of an even count: for
+    /// MB per CPU-second, the less flattering one). A verdict on a figure takes this,
+    /// not the figure of the median-wall-time run, which may be any of the rounds'.
+    pub fn median_of(&self, figure: impl Fn(&Run) -> f64) -> Option<f64> {
+        lower_median(self.runs.iter().map(figure).collect())
+    }
+
     /// (max − min) / median of lines/s, when there are several runs.
     pub fn spread(&self) -> Option<f64> {
         if self.runs.len() < 2 {
@@ -255,6 +262,12 @@ impl CaseRuns {
         let min = rates.iter().copied().fold(f64::MAX, f64::min);
         Some((max - min) / self.median()?.lines_per_s())
     }
+}
+
+/// The middle value (the lower of the two middle ones for an even count).
+fn lower_median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len().saturating_sub(1) / 2).copied()
 }
 
 /// The outcome of a one-off case.
@@ -618,4 +631,17 @@ pub fn describe_corpus_list(corpora: &[(String, CorpusStats)]) -> String {
         .iter()
         .map(|(name, stats)| format!("- {name}: {}\n", cases::describe_corpus(stats)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_lower_middle() {
+        assert_eq!(lower_median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(lower_median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.0));
+        assert_eq!(lower_median(vec![5.0]), Some(5.0));
+        assert_eq!(lower_median(vec![]), None);
+    }
 }
