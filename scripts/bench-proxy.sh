@@ -56,8 +56,8 @@ for _ in $(seq 1 100); do curl -fs -o /dev/null http://127.0.0.1:18619/healthz &
 
 # wrk --latency prints "50%  1.23ms" lines, "N requests in" and "Requests/sec: N".
 run() { wrk -t2 -c"$connections" -d"${seconds}s" --latency "$1" 2>&1; }
-# CPU time (user + system) of a process in clock ticks; 0 when it is not running.
-ticks() { awk '{print $14 + $15}' "/proc/${1:-0}/stat" 2>/dev/null || echo 0; }
+# CPU time (user + system) of a process in clock ticks; "nan" when it is not running.
+ticks() { awk '{print $14 + $15}' "/proc/${1:-0}/stat" 2>/dev/null || echo nan; }
 # "service agent jaeger" ticks, for differences around a run.
 all_ticks() { echo "$(ticks "$service_pid") $(ticks "$agent_pid") $(ticks "$jaeger_pid")"; }
 # Microseconds of CPU per request: cpu_per_request TICKS_BEFORE TICKS_AFTER WRK_OUTPUT.
@@ -66,8 +66,9 @@ cpu_per_request() {
   requests=$(printf '%s\n' "$3" | awk '/requests in/ {print $1}')
   python3 -c "
 hz, n = $(getconf CLK_TCK), $requests
-before, after = [int(float(v)) for v in '$1'.split()], [int(float(v)) for v in '$2'.split()]
-print(' | '.join(f'{(a - b) / hz * 1e6 / n:.1f}' for b, a in zip(before, after)))
+before, after = [float(v) for v in '$1'.split()], [float(v) for v in '$2'.split()]
+# A process that was not running at either end (or was restarted in between) has no figure.
+print(' | '.join(f'{(a - b) / hz * 1e6 / n:.1f}' if a >= b else '–' for b, a in zip(before, after)))
 "
 }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else {sub(/s$/,"",v); print v*1000}}'; }

@@ -716,7 +716,7 @@ impl FingersCrossedMetrics {
         );
         registry.register(
             "hindsight_fingers_crossed_held_bytes",
-            "Bytes of documents held",
+            "Bytes of the held lines' JSON text (or documents, for records held built), without bookkeeping",
             self.held_bytes.clone(),
         );
         registry.register(

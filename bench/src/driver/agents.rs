@@ -50,9 +50,9 @@ pub struct Fingers {
 /// What a Hindsight case changes from the defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HindsightVariant {
-    /// Look for ids, level and time (the defaults) and add request deltas; `false` empties
-    /// every field list and turns request deltas off, leaving JSON validation, `@timestamp`
-    /// from the CRI time and the origin fields (`kubernetes.*`, `host.name`,
+    /// Look for ids, level and time (the defaults); `false` empties every field list and
+    /// turns request deltas off whatever `request_delta` says, leaving JSON validation,
+    /// `@timestamp` from the CRI time and the origin fields (`kubernetes.*`, `host.name`,
     /// `log.file.path`, `stream`).
     pub correlate: bool,
     /// With `correlate`: also add request deltas (the default); `false` sets

@@ -377,8 +377,10 @@ pub struct HeldFill {
     pub held_records: f64,
     /// The corpus's count of such lines (should equal `held_records`).
     pub expected_held: u64,
-    /// The held documents' bytes as the agent counts them (after adding fields).
+    /// The held lines' bytes as the agent counts them (`held_bytes`).
     pub held_doc_bytes: f64,
+    /// The buffer's memory estimate, what `max_memory` caps (`memory_bytes`).
+    pub estimated_memory: f64,
     /// VmRSS with everything held, read once the agent was idle.
     pub rss: u64,
     /// Documents the sink received.
@@ -397,6 +399,14 @@ impl HeldFigures {
     /// Document bytes per held record (the larger fill).
     pub fn doc_per_record(&self) -> f64 {
         self.fills[1].held_doc_bytes / self.fills[1].held_records.max(1.0)
+    }
+
+    /// Growth of the buffer's memory estimate per additional held record: what
+    /// `max_memory` counts against what [`HeldFigures::bytes_per_record`] measures.
+    pub fn estimate_per_record(&self) -> f64 {
+        let [small, large] = &self.fills;
+        (large.estimated_memory - small.estimated_memory)
+            / (large.held_records - small.held_records).max(1.0)
     }
 
     /// Memory per held record over its raw size.
@@ -447,7 +457,7 @@ fn hold_everything(ctx: &mut Context, corpus: &Corpus) -> Result<HeldFill> {
     )?;
     let deadline = Instant::now() + timeout_for(lines);
     let mut last_held = -1.0;
-    let (held, held_bytes) = loop {
+    let (held, held_bytes, estimated_memory) = loop {
         sleep(Duration::from_millis(300));
         agent.proc.check_alive()?;
         let (metrics, _) = agent.metrics()?;
@@ -455,7 +465,11 @@ fn hold_everything(ctx: &mut Context, corpus: &Corpus) -> Result<HeldFill> {
         let emitted = metrics.get("hindsight_fingers_crossed_emitted_total");
         let all_in = metrics.get("hindsight_events_in_total") >= lines as f64;
         if all_in && held == last_held && sink.stats()?.docs as f64 >= emitted {
-            break (held, metrics.get("hindsight_fingers_crossed_held_bytes"));
+            break (
+                held,
+                metrics.get("hindsight_fingers_crossed_held_bytes"),
+                metrics.get("hindsight_fingers_crossed_memory_bytes"),
+            );
         }
         last_held = held;
         if Instant::now() > deadline {
@@ -468,6 +482,7 @@ fn hold_everything(ctx: &mut Context, corpus: &Corpus) -> Result<HeldFill> {
         held_records: held,
         expected_held: corpus.stats.fc_held,
         held_doc_bytes: held_bytes,
+        estimated_memory,
         rss: agent.proc.sample()?.rss,
         shipped_docs: sink.stats()?.docs,
         expected_shipped: corpus.stats.fc_shipped,

@@ -1,10 +1,12 @@
 //! The benchmark driver: writes the corpora, runs every case, prints the table and writes
 //! `BENCHMARKS.md` (plus the raw figures as JSON).
 //!
-//! Ratios (fingers-crossed on/off, Hindsight/peers) come from runs of the same round, and
-//! throughput cases are run round-robin (`repeat` rounds, each case once per round) so that
-//! a noisy neighbour hurts every case alike; the report shows each case's median run. The
-//! two 10,000 lines/s cases alternate in the same way and report their median round.
+//! Throughput cases are run round-robin (`repeat` rounds, each case once per round) so that
+//! a noisy neighbour hurts every case alike; the report shows each case's median-wall-time
+//! run, and ratios (fingers-crossed on/off, Hindsight/peers) compare those runs, which may
+//! come from different rounds. The MB per CPU-second targets take that figure's median
+//! over the rounds. The two 10,000 lines/s cases alternate in the same way and report
+//! their median round.
 
 pub mod agents;
 pub mod cases;
@@ -246,8 +248,8 @@ impl CaseRuns {
     }
 
     /// The median of one figure over the runs (the lower middle of an even count: for
-    /// MB per CPU-second, the less flattering one). A verdict on a figure takes this,
-    /// not the figure of the median-wall-time run, which may be any of the rounds'.
+    /// MB per CPU-second, the less flattering one). The per-core targets take this rather
+    /// than the figure of the median-wall-time run, which may be any of the rounds'.
     pub fn median_of(&self, figure: impl Fn(&Run) -> f64) -> Option<f64> {
         lower_median(self.runs.iter().map(figure).collect())
     }
