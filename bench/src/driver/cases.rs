@@ -95,6 +95,8 @@ pub struct Run {
     pub sink_cpu_s: f64,
     /// Fingers-crossed figures, for the cases with a buffer.
     pub fingers: Option<FingersRun>,
+    /// The round it ran in, from 1 (0 until the driver sets it).
+    pub round: usize,
 }
 
 impl Run {
@@ -264,6 +266,7 @@ pub fn throughput(
         sink: stats,
         sink_cpu_s: 0.0,
         fingers: None,
+        round: 0,
     };
     if fingers {
         run.fingers = Some(settle_fingers(&agent, &sink, variant));

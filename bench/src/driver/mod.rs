@@ -3,9 +3,9 @@
 //!
 //! Throughput cases are run round-robin (`repeat` rounds, each case once per round) so that
 //! a noisy neighbour hurts every case alike; the report shows each case's median-wall-time
-//! run, and ratios (fingers-crossed on/off, Hindsight/peers) compare those runs, which may
-//! come from different rounds. The MB per CPU-second targets take that figure's median
-//! over the rounds. The two 10,000 lines/s cases alternate in the same way and report
+//! run, and the Hindsight/peer ratios compare those runs, which may come from different
+//! rounds. The MB per CPU-second targets take that figure's median over the rounds, and
+//! the fingers-crossed cost the median of its per-round on/off ratios. The two 10,000 lines/s cases alternate in the same way and report
 //! their median round.
 
 pub mod agents;
@@ -267,7 +267,7 @@ impl CaseRuns {
 }
 
 /// The middle value (the lower of the two middle ones for an even count).
-fn lower_median(mut values: Vec<f64>) -> Option<f64> {
+pub(crate) fn lower_median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     values.get(values.len().saturating_sub(1) / 2).copied()
 }
@@ -419,7 +419,8 @@ pub fn run(options: Options) -> Result<Results> {
                 entry.agent
             );
             match cases::throughput(&mut ctx, entry.case.key, kind, corpus, &entry.case.variant) {
-                Ok(run) => {
+                Ok(mut run) => {
+                    run.round = round + 1;
                     eprintln!(
                         "{:.0} lines/s ({} between 10 and 90 %), {:.1} MB/s, {:.1} CPU s/GB, peak RSS {:.1} MiB",
                         run.lines_per_s(),
