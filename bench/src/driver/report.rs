@@ -243,8 +243,7 @@ pub fn checks(results: &Results) -> Vec<Check> {
     }
     // On against off within each round (the rounds' noise differs), then the median
     // round: the lower middle of the ratios, the less flattering one.
-    let mut how = "";
-    let per_round: Vec<f64> = match (
+    let per_round: Vec<(f64, &str)> = match (
         results.case("correlate", "hindsight"),
         results.case("fingers", "hindsight"),
     ) {
@@ -253,19 +252,19 @@ pub fn checks(results: &Results) -> Vec<Check> {
             .iter()
             .filter_map(|on| {
                 let off = off.runs.iter().find(|off| off.round == on.round)?;
-                let (ratio, rate) = rate_ratio(off, on, Progress::IntoPipeline);
-                how = rate;
-                Some(ratio)
+                Some(rate_ratio(off, on, Progress::IntoPipeline))
             })
             .collect(),
         _ => vec![],
     };
+    let how = per_round.first().map_or("", |(_, how)| *how);
     let rounds = per_round
         .iter()
-        .map(|ratio| format!("{:+.1}", 100.0 * (ratio - 1.0)))
+        .map(|(ratio, _)| format!("{:+.1}", 100.0 * (ratio - 1.0)))
         .collect::<Vec<_>>()
         .join(", ");
-    let cost = super::lower_median(per_round).map(|ratio| 1.0 - ratio);
+    let cost = super::lower_median(per_round.iter().map(|(ratio, _)| *ratio).collect())
+        .map(|ratio| 1.0 - ratio);
     checks.push(Check {
         target: "fingers-crossed: ≤ 10 % throughput cost against buffering off (issue 4)".into(),
         figure: cost.map_or("–".into(), |c| {
