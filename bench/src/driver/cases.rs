@@ -393,10 +393,16 @@ pub struct HeldFill {
 }
 
 impl HeldFigures {
+    /// How much `figure` grows from the smaller fill to the larger, per additional held
+    /// record: the agent's fixed part cancels out.
+    fn growth_per_record(&self, figure: impl Fn(&HeldFill) -> f64) -> f64 {
+        let [small, large] = &self.fills;
+        (figure(large) - figure(small)) / (large.held_records - small.held_records).max(1.0)
+    }
+
     /// Resident bytes per additional held record.
     pub fn bytes_per_record(&self) -> f64 {
-        let [small, large] = &self.fills;
-        (large.rss as f64 - small.rss as f64) / (large.held_records - small.held_records).max(1.0)
+        self.growth_per_record(|fill| fill.rss as f64)
     }
 
     /// Document bytes per held record (the larger fill).
@@ -407,9 +413,7 @@ impl HeldFigures {
     /// Growth of the buffer's memory estimate per additional held record: what
     /// `max_memory` counts against what [`HeldFigures::bytes_per_record`] measures.
     pub fn estimate_per_record(&self) -> f64 {
-        let [small, large] = &self.fills;
-        (large.estimated_memory - small.estimated_memory)
-            / (large.held_records - small.held_records).max(1.0)
+        self.growth_per_record(|fill| fill.estimated_memory)
     }
 
     /// Memory per held record over its raw size.
