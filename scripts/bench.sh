@@ -9,6 +9,9 @@
 #   scripts/bench.sh --no-opensearch   # skip the two cases against the real OpenSearch
 #   VECTOR_BIN=/path/vector FLUENTBIT_BIN=/path/fluent-bit scripts/bench.sh   # peers side by side
 #
+# The OpenTelemetry Collector is always a peer: unless OTELCOL_BIN names a binary (or is set
+# empty, to leave it out), scripts/build-otelcol.sh builds one from the Go module proxy first.
+#
 # Other options go to the driver (`$CARGO_TARGET_DIR/release/bench --help`), e.g. `--lines N`,
 # `--repeat N`, `--out FILE`. The OpenSearch case starts OpenSearch with
 # `scripts/services.sh up opensearch` when nothing answers on 127.0.0.1:9200 (after the other
@@ -30,6 +33,13 @@ for arg in "$@"; do
 done
 
 cargo build --release --locked -p hindsight -p hindsight-bench >&2
+if [ -z "${OTELCOL_BIN+set}" ]; then
+  if OTELCOL_BIN="$(scripts/build-otelcol.sh)"; then
+    export OTELCOL_BIN
+  else
+    echo "bench: the OpenTelemetry Collector could not be built; it is left out of this run" >&2
+  fi
+fi
 "$CARGO_TARGET_DIR/release/bench" \
   --repo . \
   --work-dir "$HINDSIGHT_CACHE_DIR/bench" \

@@ -5,6 +5,9 @@
 //! not a bulk body (bad gzip, an action line that is not `{"<op>":{...}}`, a missing
 //! document line) is answered 400 and counted, never a crash.
 //!
+//! Answers carry the `X-Elastic-Product: Elasticsearch` header that Elasticsearch clients
+//! check for.
+//!
 //! `GET /_bench/stats` returns [`SinkStats`]; `POST /_bench/reset` zeroes them.
 //!
 //! Optionally it reads a latency field (Unix nanoseconds of writing) from each document
@@ -107,10 +110,19 @@ pub fn router(state: Arc<SinkState>) -> Router {
         .with_state(state)
 }
 
+/// Every answer carries `X-Elastic-Product: Elasticsearch`: the Go Elasticsearch client
+/// (the OpenTelemetry Collector's exporter) refuses a server without it, and other clients
+/// ignore it.
 fn json(status: StatusCode, body: impl Into<Vec<u8>>) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, "application/json")],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                header::HeaderName::from_static("x-elastic-product"),
+                "Elasticsearch",
+            ),
+        ],
         body.into(),
     )
         .into_response()
@@ -447,6 +459,18 @@ mod tests {
             latency_field: Some("sent".into()),
             validate_every: 1,
         }
+    }
+
+    #[test]
+    fn answers_carry_the_header_elasticsearch_clients_check() {
+        let response = json(StatusCode::OK, "{}");
+        assert_eq!(
+            response
+                .headers()
+                .get("x-elastic-product")
+                .and_then(|v| v.to_str().ok()),
+            Some("Elasticsearch")
+        );
     }
 
     #[test]

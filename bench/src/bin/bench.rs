@@ -3,6 +3,7 @@
 //! ```text
 //! bench [--quick] [--out BENCHMARKS.md] [--opensearch 127.0.0.1:9200 | --no-opensearch]
 //! VECTOR_BIN=/usr/bin/vector FLUENTBIT_BIN=/usr/bin/fluent-bit bench   # with peers
+//! OTELCOL_BIN=$(scripts/build-otelcol.sh) bench                         # the OTel Collector
 //! ```
 
 use std::net::SocketAddr;
@@ -97,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         sink: args.sink_bin.unwrap_or_else(|| here.join("bulk-sink")),
         vector: env_path("VECTOR_BIN")?,
         fluentbit: env_path("FLUENTBIT_BIN")?,
+        otelcol: env_path("OTELCOL_BIN")?,
         peers_dir: args.peers_dir.unwrap_or_else(|| repo.join("bench/peers")),
     };
     for (name, path) in [

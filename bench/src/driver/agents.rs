@@ -1,6 +1,7 @@
-//! The agents under test and their configurations: Hindsight (always), Vector and Fluent
-//! Bit (when `VECTOR_BIN` / `FLUENTBIT_BIN` name their binaries), each reading the same
-//! files, parsing the JSON inside the CRI framing, and shipping to the same `_bulk` endpoint.
+//! The agents under test and their configurations: Hindsight (always), and Vector, Fluent
+//! Bit and the OpenTelemetry Collector (when `VECTOR_BIN` / `FLUENTBIT_BIN` / `OTELCOL_BIN`
+//! name their binaries), each reading the same files, parsing the JSON inside the CRI
+//! framing, and shipping to the same `_bulk` endpoint.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -23,16 +24,51 @@ pub enum AgentKind {
     Vector,
     /// Fluent Bit (`FLUENTBIT_BIN`).
     FluentBit,
+    /// The OpenTelemetry Collector with the filelog receiver and the Elasticsearch exporter
+    /// (`OTELCOL_BIN`; `scripts/build-otelcol.sh` builds one).
+    OtelCol,
 }
 
 impl AgentKind {
-    /// How the report names it.
+    /// The peers, in the order the report lists them.
+    pub const PEERS: [AgentKind; 3] = [AgentKind::FluentBit, AgentKind::Vector, AgentKind::OtelCol];
+
+    /// How the report's tables name it.
     pub fn label(self) -> &'static str {
         match self {
             AgentKind::Hindsight => "hindsight",
             AgentKind::Vector => "vector",
             AgentKind::FluentBit => "fluent-bit",
+            AgentKind::OtelCol => "otelcol",
         }
+    }
+
+    /// How the report's sentences name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentKind::Hindsight => "Hindsight",
+            AgentKind::Vector => "Vector",
+            AgentKind::FluentBit => "Fluent Bit",
+            AgentKind::OtelCol => "the OpenTelemetry Collector",
+        }
+    }
+
+    /// The environment variable that names a peer's binary.
+    pub fn binary_variable(self) -> &'static str {
+        match self {
+            AgentKind::Hindsight => "",
+            AgentKind::Vector => "VECTOR_BIN",
+            AgentKind::FluentBit => "FLUENTBIT_BIN",
+            AgentKind::OtelCol => "OTELCOL_BIN",
+        }
+    }
+
+    /// The kind a [`AgentKind::label`] names.
+    pub fn from_label(label: &str) -> Option<AgentKind> {
+        [AgentKind::Hindsight]
+            .into_iter()
+            .chain(AgentKind::PEERS)
+            .find(|kind| kind.label() == label)
     }
 }
 
@@ -86,8 +122,22 @@ pub struct Binaries {
     pub vector: Option<PathBuf>,
     /// `FLUENTBIT_BIN`.
     pub fluentbit: Option<PathBuf>,
+    /// `OTELCOL_BIN`.
+    pub otelcol: Option<PathBuf>,
     /// `bench/peers/`.
     pub peers_dir: PathBuf,
+}
+
+impl Binaries {
+    /// A peer's binary, if it was given.
+    pub fn peer(&self, kind: AgentKind) -> Option<&PathBuf> {
+        match kind {
+            AgentKind::Hindsight => Some(&self.hindsight),
+            AgentKind::Vector => self.vector.as_ref(),
+            AgentKind::FluentBit => self.fluentbit.as_ref(),
+            AgentKind::OtelCol => self.otelcol.as_ref(),
+        }
+    }
 }
 
 /// A started agent.
@@ -267,6 +317,22 @@ pub fn start(
             let proc = Proc::spawn("fluent-bit", command, &log, false)?;
             Ok(Running { proc, admin: None })
         }
+        AgentKind::OtelCol => {
+            let bin = binaries
+                .otelcol
+                .as_ref()
+                .context("OTELCOL_BIN is not set")?;
+            let template = read_template(&binaries.peers_dir, "otelcol.yaml")?;
+            let config = dir.join("otelcol.yaml");
+            std::fs::write(
+                &config,
+                fill(&template, &peer_values(dir, include, target, variant))?,
+            )?;
+            let mut command = Command::new(bin);
+            command.arg("--config").arg(&config);
+            let proc = Proc::spawn("otelcol", command, &log, false)?;
+            Ok(Running { proc, admin: None })
+        }
     }
 }
 
@@ -296,6 +362,10 @@ fn peer_values(
         ("index", target.index.clone()),
         (
             "vector_compression",
+            if variant.gzip { "gzip" } else { "none" }.to_owned(),
+        ),
+        (
+            "otelcol_compression",
             if variant.gzip { "gzip" } else { "none" }.to_owned(),
         ),
         (
@@ -348,6 +418,14 @@ mod tests {
                 fill(&read_template(&peers, "fluent-bit.conf").unwrap(), &values).unwrap();
             assert!(fluentbit.contains("Port               9201"), "{fluentbit}");
             assert_eq!(fluentbit.contains("Compress            gzip"), gzip);
+            let otelcol = fill(&read_template(&peers, "otelcol.yaml").unwrap(), &values).unwrap();
+            for expected in [
+                "include: [\"/tmp/c/*.log\"]".to_owned(),
+                "endpoints: [\"http://127.0.0.1:9201\"]".to_owned(),
+                format!("compression: {compression}\n"),
+            ] {
+                assert!(otelcol.contains(&expected), "{expected} in {otelcol}");
+            }
         }
     }
 

@@ -369,13 +369,15 @@ pub fn run(options: Options) -> Result<Results> {
 
     let mut peers = vec![];
     let mut peers_not_run = vec![];
-    match &options.binaries.vector {
-        Some(_) => peers.push(AgentKind::Vector),
-        None => peers_not_run.push("Vector: VECTOR_BIN was not set".to_owned()),
-    }
-    match &options.binaries.fluentbit {
-        Some(_) => peers.push(AgentKind::FluentBit),
-        None => peers_not_run.push("Fluent Bit: FLUENTBIT_BIN was not set".to_owned()),
+    for peer in AgentKind::PEERS {
+        match options.binaries.peer(peer) {
+            Some(_) => peers.push(peer),
+            None => peers_not_run.push(format!(
+                "{}: {} was not set",
+                peer.name(),
+                peer.binary_variable()
+            )),
+        }
     }
 
     let corpus_dir = options.work_dir.join("corpus");
@@ -406,11 +408,7 @@ pub fn run(options: Options) -> Result<Results> {
     for round in 0..sizes.repeat {
         for entry in throughput.iter_mut() {
             done += 1;
-            let kind = match entry.agent.as_str() {
-                "vector" => AgentKind::Vector,
-                "fluent-bit" => AgentKind::FluentBit,
-                _ => AgentKind::Hindsight,
-            };
+            let kind = AgentKind::from_label(&entry.agent).unwrap_or(AgentKind::Hindsight);
             let corpus = if entry.case.many_files { &many } else { &one };
             eprint!(
                 "[{done}/{total}] round {} · {} · {} … ",

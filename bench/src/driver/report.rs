@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::agents::AgentKind;
 use super::cases::{
     HeldFigures, IdleFigures, OpenSearchFigures, RateFigures, Run, SearchableFigures,
 };
@@ -208,11 +209,12 @@ pub fn checks(results: &Results) -> Vec<Check> {
             .join("; "),
         verdict: Verdict::of(within),
     });
-    for (peer, name) in [("fluent-bit", "Fluent Bit"), ("vector", "Vector")] {
+    for peer in AgentKind::PEERS {
+        let name = peer.name();
         let ratios: Vec<(String, f64)> = results
             .throughput
             .iter()
-            .filter(|c| c.agent == peer)
+            .filter(|c| c.agent == peer.label())
             .filter_map(|c| {
                 let theirs = c.median()?;
                 let ours = median(results, c.case.key, "hindsight")?;
@@ -782,10 +784,10 @@ pub fn markdown(results: &Results) -> String {
     out.push('\n');
     out.push_str(&searchable_table(&results.searchable));
     out.push_str("\n## Peers\n\n");
-    let ran: Vec<&str> = [("fluent-bit", "Fluent Bit"), ("vector", "Vector")]
+    let ran: Vec<&str> = AgentKind::PEERS
         .into_iter()
-        .filter(|(peer, _)| results.throughput.iter().any(|c| c.agent == *peer))
-        .map(|(_, name)| name)
+        .filter(|peer| results.throughput.iter().any(|c| c.agent == peer.label()))
+        .map(AgentKind::name)
         .collect();
     if !ran.is_empty() {
         let _ = writeln!(
@@ -798,7 +800,7 @@ pub fn markdown(results: &Results) -> String {
         let _ = writeln!(out, "- Not run: {line}.");
     }
     if !results.peers_not_run.is_empty() {
-        out.push_str("- Set `VECTOR_BIN` / `FLUENTBIT_BIN` to run them (configurations in `bench/peers/`).\n");
+        out.push_str("- Set `VECTOR_BIN` / `FLUENTBIT_BIN` / `OTELCOL_BIN` to run them (configurations in `bench/peers/`); `scripts/bench.sh` builds the OpenTelemetry Collector itself (`scripts/build-otelcol.sh`).\n");
     }
     out.push_str("\n## Corpora\n\n");
     out.push_str(&describe_corpus_list(&results.corpora));
