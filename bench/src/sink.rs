@@ -312,6 +312,21 @@ struct BulkOutcome {
 /// Reads a bulk body: action lines, each (but `delete`) followed by its document.
 /// `first_id` numbers the documents (for validation sampling); `arrived_ns` is when the
 /// request arrived, for latency.
+/// The JSON number `text` starts with, as Unix nanoseconds: an integer, or a float such
+/// as `1.7955e18` from a shipper that turns every number into a double (the OpenTelemetry
+/// Collector's JSON parser does; a double keeps it to within a microsecond).
+fn unix_ns_number(text: &[u8]) -> Option<u64> {
+    let end = text
+        .iter()
+        .position(|b| !matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+        .unwrap_or(text.len());
+    let number = std::str::from_utf8(&text[..end]).ok()?;
+    number.parse::<u64>().ok().or_else(|| {
+        let float: f64 = number.parse().ok()?;
+        (float.is_finite() && float >= 0.0).then_some(float as u64)
+    })
+}
+
 fn process_bulk(
     body: &[u8],
     default_index: Option<&str>,
@@ -364,15 +379,7 @@ fn process_bulk(
             }
             if let (Some(finder), Some(key)) = (&latency_finder, &latency_key) {
                 if let Some(at) = finder.find(doc) {
-                    let digits = &doc[at + key.len()..];
-                    let end = digits
-                        .iter()
-                        .position(|b| !b.is_ascii_digit())
-                        .unwrap_or(digits.len());
-                    let sent: Option<u64> = std::str::from_utf8(&digits[..end])
-                        .ok()
-                        .and_then(|text| text.parse().ok());
-                    if let Some(sent) = sent {
+                    if let Some(sent) = unix_ns_number(&doc[at + key.len()..]) {
                         outcome
                             .latencies_us
                             .push(arrived_ns.saturating_sub(sent) / 1000);
@@ -459,6 +466,18 @@ mod tests {
             latency_field: Some("sent".into()),
             validate_every: 1,
         }
+    }
+
+    #[test]
+    fn write_times_are_read_as_integers_or_doubles() {
+        assert_eq!(
+            unix_ns_number(b"1795507628499705288,"),
+            Some(1_795_507_628_499_705_288)
+        );
+        let from_double = unix_ns_number(b"1.795507628499705e+18}").unwrap();
+        assert!(from_double.abs_diff(1_795_507_628_499_705_288) < 1_000);
+        assert_eq!(unix_ns_number(b"\"text\""), None);
+        assert_eq!(unix_ns_number(b"-5,"), None);
     }
 
     #[test]

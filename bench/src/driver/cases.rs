@@ -527,9 +527,11 @@ pub struct RateFigures {
 }
 
 /// Writes `rate` lines/s (each carrying its write time) for `seconds` into one file that
-/// Hindsight (defaults: correlation, gzip, 1 s batch timeout) tails.
+/// `kind` tails: Hindsight with its defaults (correlation, gzip, 1 s batch timeout), a peer
+/// with its configuration in `bench/peers/` and gzip.
 pub fn fixed_rate(
     ctx: &mut Context,
+    kind: AgentKind,
     name: &str,
     rate: u64,
     pattern: WritePattern,
@@ -538,7 +540,7 @@ pub fn fixed_rate(
 ) -> Result<RateFigures> {
     let dir = ctx.run_dir(name)?;
     let sink = Sink::start(&ctx.binaries.sink, &dir, Some(LATENCY_FIELD))?;
-    let (path, mut agent) = start_on_live_file(ctx, &dir, &Context::sink_target(&sink))?;
+    let (path, mut agent) = start_on_live_file(ctx, kind, &dir, &Context::sink_target(&sink))?;
     let duration = Duration::from_secs_f64(seconds);
     let writer = Writer::spawn(path, rate, pattern, duration, false);
     sleep(Duration::from_secs_f64(warmup_s));
@@ -590,9 +592,15 @@ pub fn median_round(mut rounds: Vec<RateFigures>) -> Option<RateFigures> {
     Some(median)
 }
 
-/// Creates an empty live log file under `dir` and starts Hindsight (defaults:
-/// correlation, gzip) tailing it into `target`, ready; returns the file and the agent.
-fn start_on_live_file(ctx: &Context, dir: &Path, target: &Target) -> Result<(PathBuf, Running)> {
+/// Creates an empty live log file under `dir` and starts `kind` (Hindsight's defaults:
+/// correlation, gzip) tailing it into `target`, ready (Hindsight; a peer has no readiness
+/// probe, and reads the file from its start); returns the file and the agent.
+fn start_on_live_file(
+    ctx: &Context,
+    kind: AgentKind,
+    dir: &Path,
+    target: &Target,
+) -> Result<(PathBuf, Running)> {
     let root = dir.join("root");
     let path = corpus::log_path(&root, 0);
     if let Some(parent) = path.parent() {
@@ -606,14 +614,7 @@ fn start_on_live_file(ctx: &Context, dir: &Path, target: &Target) -> Result<(Pat
         fingers: None,
     };
     let include = corpus::include_glob(&root);
-    let mut agent = agents::start(
-        AgentKind::Hindsight,
-        &ctx.binaries,
-        dir,
-        &include,
-        target,
-        &variant,
-    )?;
+    let mut agent = agents::start(kind, &ctx.binaries, dir, &include, target, &variant)?;
     agent.wait_ready(Duration::from_secs(30))?;
     Ok((path, agent))
 }
@@ -773,7 +774,7 @@ fn mark_probe(buffer: &mut Vec<u8>, number: usize) {
 pub struct IdleFigures {
     /// Files.
     pub files: usize,
-    /// `hindsight_files_watched` once read.
+    /// `hindsight_files_watched` once read (NaN for a peer, which has no such gauge).
     pub watched: f64,
     /// Lines they held (all delivered before the idle window).
     pub lines: u64,
@@ -787,10 +788,15 @@ pub struct IdleFigures {
     pub peak_rss: u64,
 }
 
-/// Starts Hindsight (defaults) on `corpus`, waits until every line is delivered, then
-/// measures `seconds` of doing nothing.
-pub fn idle(ctx: &mut Context, corpus: &Corpus, seconds: f64) -> Result<IdleFigures> {
-    let dir = ctx.run_dir("idle")?;
+/// Starts `kind` (Hindsight's defaults; a peer's configuration) on `corpus`, waits until
+/// every line is delivered, then measures `seconds` of doing nothing.
+pub fn idle(
+    ctx: &mut Context,
+    kind: AgentKind,
+    corpus: &Corpus,
+    seconds: f64,
+) -> Result<IdleFigures> {
+    let dir = ctx.run_dir(&format!("idle-{}", kind.label()))?;
     let sink = Sink::start(&ctx.binaries.sink, &dir, None)?;
     let target = Context::sink_target(&sink);
     let variant = HindsightVariant {
@@ -800,7 +806,7 @@ pub fn idle(ctx: &mut Context, corpus: &Corpus, seconds: f64) -> Result<IdleFigu
         fingers: None,
     };
     let mut agent = agents::start(
-        AgentKind::Hindsight,
+        kind,
         &ctx.binaries,
         &dir,
         &corpus.include,
@@ -817,6 +823,7 @@ pub fn idle(ctx: &mut Context, corpus: &Corpus, seconds: f64) -> Result<IdleFigu
         sleep(Duration::from_millis(50));
     }
     sleep(Duration::from_secs(2));
+    // Peers have no such gauge.
     let watched = agent
         .metrics()
         .map(|(m, _)| m.get("hindsight_files_watched"))
@@ -1013,7 +1020,7 @@ pub fn opensearch_searchable(
             index: SEARCHABLE_INDEX.to_owned(),
             install_template: true,
         };
-        let (path, mut agent) = start_on_live_file(ctx, &dir, &target)?;
+        let (path, mut agent) = start_on_live_file(ctx, AgentKind::Hindsight, &dir, &target)?;
         let duration = Duration::from_secs_f64(seconds);
         let before = agent.proc.sample()?;
         let window_start = Instant::now();

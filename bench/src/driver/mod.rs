@@ -5,8 +5,9 @@
 //! a noisy neighbour hurts every case alike; the report shows each case's median-wall-time
 //! run, and the Hindsight/peer ratios compare those runs, which may come from different
 //! rounds. The MB per CPU-second targets take that figure's median over the rounds, and
-//! the fingers-crossed cost the median of its per-round on/off ratios. The two 10,000 lines/s cases alternate in the same way and report
-//! their median round.
+//! the fingers-crossed cost the median of its per-round on/off ratios. The two 10,000
+//! lines/s cases alternate in the same way and report their median round; each peer runs
+//! the bursts one after them in every round, and the idle files after Hindsight.
 
 pub mod agents;
 pub mod cases;
@@ -294,6 +295,14 @@ pub enum Outcome<T> {
 }
 
 impl<T> Outcome<T> {
+    /// Why it failed, if it did.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Failed { error } => Some(error),
+            _ => None,
+        }
+    }
+
     fn from(result: Result<T>) -> Self {
         match result {
             Ok(figures) => Outcome::Ok { figures },
@@ -339,10 +348,24 @@ pub struct Results {
     pub opensearch: Outcome<OpenSearchFigures>,
     /// Write → searchable in the real OpenSearch at 2,000 lines/s.
     pub searchable: Outcome<SearchableFigures>,
+    /// Each peer at 10,000 lines/s (bursts) and on the idle files, for the footprint
+    /// comparison.
+    pub peer_footprint: Vec<PeerFootprint>,
     /// Peers that were not run, and why.
     pub peers_not_run: Vec<String>,
     /// Wall time of the whole benchmark.
     pub total_s: f64,
+}
+
+/// A peer's figures in the fixed-rate and idle cases.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerFootprint {
+    /// [`AgentKind::label`].
+    pub agent: String,
+    /// 10,000 lines/s in 5 ms bursts, the median round.
+    pub steady: Outcome<RateFigures>,
+    /// The idle files.
+    pub idle: Outcome<IdleFigures>,
 }
 
 impl Results {
@@ -454,6 +477,8 @@ pub fn run(options: Options) -> Result<Results> {
     ];
     let mut rounds: [Vec<RateFigures>; 2] = [vec![], vec![]];
     let mut failures: [Vec<String>; 2] = [vec![], vec![]];
+    let mut peer_rounds: Vec<(AgentKind, Vec<Outcome<RateFigures>>)> =
+        peers.iter().map(|peer| (*peer, vec![])).collect();
     for round in 0..sizes.repeat {
         // ABBA…: neither pattern always runs first.
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -467,6 +492,7 @@ pub fn run(options: Options) -> Result<Results> {
             );
             let outcome = Outcome::from(cases::fixed_rate(
                 &mut ctx,
+                AgentKind::Hindsight,
                 name,
                 10_000,
                 *pattern,
@@ -482,25 +508,38 @@ pub fn run(options: Options) -> Result<Results> {
                 Outcome::NotRun { .. } => {}
             }
         }
+        for (peer, outcomes) in &mut peer_rounds {
+            eprintln!(
+                "round {} · 10,000 lines/s, {}, for {} s · {} …",
+                round + 1,
+                WritePattern::Bursts.describe(),
+                sizes.steady_s,
+                peer.label()
+            );
+            let outcome = Outcome::from(cases::fixed_rate(
+                &mut ctx,
+                *peer,
+                &format!("steady-10k-{}", peer.label()),
+                10_000,
+                WritePattern::Bursts,
+                sizes.steady_s,
+                sizes.warmup_s,
+            ));
+            report::progress_rate(&outcome);
+            outcomes.push(outcome);
+        }
     }
     let [steady, steady_per_line] = [0, 1].map(|index| {
-        let failed = std::mem::take(&mut failures[index]);
-        match cases::median_round(std::mem::take(&mut rounds[index])) {
-            // A failed round (an error, or lines not delivered) fails the case: the
-            // other rounds' figures would hide it.
-            _ if !failed.is_empty() => Outcome::Failed {
-                error: failed.join("; "),
-            },
-            Some(figures) => Outcome::Ok { figures },
-            None => Outcome::NotRun {
-                reason: "no round ran".to_owned(),
-            },
-        }
+        median_outcome(
+            std::mem::take(&mut rounds[index]),
+            std::mem::take(&mut failures[index]),
+        )
     });
 
     eprintln!("2,000 lines/s for {} s (latency) …", sizes.latency_s);
     let latency = Outcome::from(cases::fixed_rate(
         &mut ctx,
+        AgentKind::Hindsight,
         "latency-2k",
         2_000,
         WritePattern::Bursts,
@@ -520,8 +559,38 @@ pub fn run(options: Options) -> Result<Results> {
         format!("{} idle files", sizes.idle_files),
         idle_corpus.stats.clone(),
     ));
-    let idle = Outcome::from(cases::idle(&mut ctx, &idle_corpus, sizes.idle_s));
+    let idle = Outcome::from(cases::idle(
+        &mut ctx,
+        AgentKind::Hindsight,
+        &idle_corpus,
+        sizes.idle_s,
+    ));
     report::progress_idle(&idle);
+    let mut peer_footprint = vec![];
+    for (peer, outcomes) in peer_rounds {
+        eprintln!(
+            "{} idle files for {} s · {} …",
+            sizes.idle_files,
+            sizes.idle_s,
+            peer.label()
+        );
+        let idle = Outcome::from(cases::idle(&mut ctx, peer, &idle_corpus, sizes.idle_s));
+        report::progress_idle(&idle);
+        let mut figures = vec![];
+        let mut failed = vec![];
+        for (round, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Outcome::Ok { figures: f } => figures.push(f),
+                Outcome::Failed { error } => failed.push(format!("round {}: {error}", round + 1)),
+                Outcome::NotRun { .. } => {}
+            }
+        }
+        peer_footprint.push(PeerFootprint {
+            agent: peer.label().to_owned(),
+            steady: median_outcome(figures, failed),
+            idle,
+        });
+    }
 
     let (opensearch, searchable) = match options.opensearch {
         None => {
@@ -596,6 +665,7 @@ pub fn run(options: Options) -> Result<Results> {
         idle,
         opensearch,
         searchable,
+        peer_footprint,
         peers_not_run,
         total_s: started.elapsed().as_secs_f64(),
     };
@@ -611,6 +681,20 @@ pub fn run(options: Options) -> Result<Results> {
         options.json_out.display()
     );
     Ok(results)
+}
+
+/// The median round of a fixed-rate case; a failed round (an error, or lines not
+/// delivered) fails the case, since the other rounds' figures would hide it.
+fn median_outcome(rounds: Vec<RateFigures>, failed: Vec<String>) -> Outcome<RateFigures> {
+    match cases::median_round(rounds) {
+        _ if !failed.is_empty() => Outcome::Failed {
+            error: failed.join("; "),
+        },
+        Some(figures) => Outcome::Ok { figures },
+        None => Outcome::NotRun {
+            reason: "no round ran".to_owned(),
+        },
+    }
 }
 
 fn start_opensearch(command: &str) -> Result<()> {

@@ -602,6 +602,61 @@ fn rate_table(title: &str, outcome: &Outcome<RateFigures>) -> String {
     }
 }
 
+/// `text` with its first letter in upper case.
+fn upper_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Hindsight beside each peer at 10,000 lines/s and on the idle files.
+fn footprint_table(results: &Results) -> String {
+    let mut out = String::from(
+        "The 10,000 lines/s case (the lines due every 5 ms in one write(), gzip on, median round by agent CPU) and the idle files, run by each agent:\n\n\
+         | agent | CPU at 10,000 lines/s, % of one core | VmRSS / VmHWM at 10,000 lines/s, MiB | write → sink p50 / p99, ms | CPU with the files idle, % of one core | VmRSS idle, MiB |\n\
+         |---|--:|--:|--:|--:|--:|\n",
+    );
+    let rows = std::iter::once(("hindsight", &results.steady, &results.idle)).chain(
+        results
+            .peer_footprint
+            .iter()
+            .map(|peer| (peer.agent.as_str(), &peer.steady, &peer.idle)),
+    );
+    for (agent, steady, idle) in rows {
+        let steady_cells = match steady {
+            Outcome::Ok { figures: r } => format!(
+                "{:.2} | {:.1} / {:.1} | {:.0} / {:.0}",
+                r.cpu_percent,
+                mib(r.rss),
+                mib(r.peak_rss),
+                r.latency.p50_ms,
+                r.latency.p99_ms
+            ),
+            Outcome::Failed { .. } => "failed | – | –".to_owned(),
+            Outcome::NotRun { .. } => "not run | – | –".to_owned(),
+        };
+        let idle_cells = match idle {
+            Outcome::Ok { figures: i } => format!("{:.3} | {:.1}", i.cpu_percent, mib(i.rss)),
+            Outcome::Failed { .. } => "failed | –".to_owned(),
+            Outcome::NotRun { .. } => "not run | –".to_owned(),
+        };
+        let _ = writeln!(out, "| {agent} | {steady_cells} | {idle_cells} |");
+    }
+    for peer in &results.peer_footprint {
+        for (case, error) in [
+            ("10,000 lines/s", peer.steady.error()),
+            ("idle files", peer.idle.error()),
+        ] {
+            if let Some(error) = error {
+                let _ = writeln!(out, "\n{} · {case}: failed: {error}", peer.agent);
+            }
+        }
+    }
+    out
+}
+
 fn idle_table(outcome: &Outcome<IdleFigures>) -> String {
     match outcome {
         Outcome::Ok { figures: i } => format!(
@@ -793,7 +848,7 @@ pub fn markdown(results: &Results) -> String {
         let _ = writeln!(
             out,
             "- {} ran the cases marked in the throughput table with the configurations in `bench/peers/` (CRI framing split, the JSON parsed, shipped to the same endpoint); a failed run shows why there.",
-            ran.join(" and ")
+            upper_first(&ran.join(" and "))
         );
     }
     for line in &results.peers_not_run {
@@ -801,6 +856,10 @@ pub fn markdown(results: &Results) -> String {
     }
     if !results.peers_not_run.is_empty() {
         out.push_str("- Set `VECTOR_BIN` / `FLUENTBIT_BIN` / `OTELCOL_BIN` to run them (configurations in `bench/peers/`); `scripts/bench.sh` builds the OpenTelemetry Collector itself (`scripts/build-otelcol.sh`).\n");
+    }
+    if !results.peer_footprint.is_empty() {
+        out.push('\n');
+        out.push_str(&footprint_table(results));
     }
     out.push_str("\n## Corpora\n\n");
     out.push_str(&describe_corpus_list(&results.corpora));
@@ -858,8 +917,13 @@ pub fn progress_rate(outcome: &Outcome<RateFigures>) {
 pub fn progress_idle(outcome: &Outcome<IdleFigures>) {
     match outcome {
         Outcome::Ok { figures: i } => eprintln!(
-            "  {} files watched, {:.3} % of a core, RSS {:.1} MiB",
-            i.watched,
+            "  {} files{}, {:.3} % of a core, RSS {:.1} MiB",
+            i.files,
+            if i.watched.is_nan() {
+                String::new()
+            } else {
+                format!(" ({} watched)", i.watched)
+            },
             i.cpu_percent,
             mib(i.rss)
         ),
@@ -898,7 +962,8 @@ pub fn progress_searchable(outcome: &Outcome<SearchableFigures>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::{throughput_cases, CaseRuns, Outcome, Sizes};
+    use crate::driver::{throughput_cases, CaseRuns, Outcome, PeerFootprint, Sizes};
+    use crate::sink_stats::LatencyStats;
 
     fn not_run<T>() -> Outcome<T> {
         Outcome::NotRun {
@@ -949,9 +1014,87 @@ mod tests {
             idle: not_run(),
             opensearch: not_run(),
             searchable: not_run(),
+            peer_footprint: vec![],
             peers_not_run: vec![],
             total_s: 0.0,
         }
+    }
+
+    fn at_rate(cpu_percent: f64, rss_mib: u64) -> Outcome<RateFigures> {
+        Outcome::Ok {
+            figures: RateFigures {
+                rate: 10_000,
+                pattern: crate::driver::cases::WritePattern::Bursts,
+                seconds: 30.0,
+                warmup_s: 5.0,
+                written: 300_000,
+                delivered: 300_000,
+                cpu_rounds: vec![],
+                cpu_percent,
+                rss: rss_mib << 20,
+                peak_rss: (rss_mib + 1) << 20,
+                latency: LatencyStats {
+                    count: 300_000,
+                    p50_ms: 90.0,
+                    p99_ms: 180.0,
+                    max_ms: 200.0,
+                },
+                sink_cpu_percent: 1.0,
+            },
+        }
+    }
+
+    fn idle_at(rss_mib: u64) -> Outcome<IdleFigures> {
+        Outcome::Ok {
+            figures: IdleFigures {
+                files: 1000,
+                watched: f64::NAN,
+                lines: 3000,
+                seconds: 30.0,
+                cpu_percent: 0.5,
+                rss: rss_mib << 20,
+                peak_rss: rss_mib << 20,
+            },
+        }
+    }
+
+    #[test]
+    fn the_footprint_table_puts_each_peer_beside_hindsight() {
+        let mut results = results(vec![]);
+        results.steady = at_rate(2.5, 16);
+        results.idle = idle_at(15);
+        results.peer_footprint = vec![
+            PeerFootprint {
+                agent: "otelcol".into(),
+                steady: at_rate(30.0, 70),
+                idle: idle_at(60),
+            },
+            PeerFootprint {
+                agent: "vector".into(),
+                steady: Outcome::Failed {
+                    error: "12 of 300000 lines reached the sink".into(),
+                },
+                idle: idle_at(40),
+            },
+        ];
+        let table = footprint_table(&results);
+        assert!(
+            table.contains("| hindsight | 2.50 | 16.0 / 17.0 | 90 / 180 | 0.500 | 15.0 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| otelcol | 30.00 | 70.0 / 71.0 | 90 / 180 | 0.500 | 60.0 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| vector | failed | – | – | 0.500 | 40.0 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("vector · 10,000 lines/s: failed: 12 of 300000 lines reached the sink"),
+            "{table}"
+        );
+        assert!(markdown(&results).contains("| otelcol | 30.00 |"));
     }
 
     /// A run of round `round` taking `lines_per_s` into the pipeline.
