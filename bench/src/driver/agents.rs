@@ -281,59 +281,41 @@ pub fn start(
                 admin: Some(SocketAddr::from(([127, 0, 0, 1], port))),
             })
         }
-        AgentKind::Vector => {
-            let bin = binaries.vector.as_ref().context("VECTOR_BIN is not set")?;
-            let template = read_template(&binaries.peers_dir, "vector.toml")?;
-            let config = dir.join("vector.toml");
-            std::fs::write(
-                &config,
-                fill(&template, &peer_values(dir, include, target, variant))?,
-            )?;
-            let mut command = Command::new(bin);
-            command.arg("--config").arg(&config);
-            command.env("VECTOR_LOG", "warn");
-            let proc = Proc::spawn("vector", command, &log, false)?;
-            Ok(Running { proc, admin: None })
-        }
-        AgentKind::FluentBit => {
-            let bin = binaries
-                .fluentbit
-                .as_ref()
-                .context("FLUENTBIT_BIN is not set")?;
-            let template = read_template(&binaries.peers_dir, "fluent-bit.conf")?;
-            let config = dir.join("fluent-bit.conf");
-            let mut values = peer_values(dir, include, target, variant);
-            values.push((
-                "parsers_file",
-                binaries
-                    .peers_dir
-                    .join("fluent-bit-parsers.conf")
-                    .display()
-                    .to_string(),
-            ));
-            std::fs::write(&config, fill(&template, &values)?)?;
-            let mut command = Command::new(bin);
-            command.arg("-c").arg(&config);
-            let proc = Proc::spawn("fluent-bit", command, &log, false)?;
-            Ok(Running { proc, admin: None })
-        }
-        AgentKind::OtelCol => {
-            let bin = binaries
-                .otelcol
-                .as_ref()
-                .context("OTELCOL_BIN is not set")?;
-            let template = read_template(&binaries.peers_dir, "otelcol.yaml")?;
-            let config = dir.join("otelcol.yaml");
-            std::fs::write(
-                &config,
-                fill(&template, &peer_values(dir, include, target, variant))?,
-            )?;
-            let mut command = Command::new(bin);
-            command.arg("--config").arg(&config);
-            let proc = Proc::spawn("otelcol", command, &log, false)?;
-            Ok(Running { proc, admin: None })
-        }
+        peer => start_peer(peer, binaries, dir, include, target, variant, &log),
     }
+}
+
+/// Starts a peer: its template from `bench/peers/` filled in under `dir`, and its binary
+/// pointed at the result.
+fn start_peer(
+    kind: AgentKind,
+    binaries: &Binaries,
+    dir: &Path,
+    include: &str,
+    target: &Target,
+    variant: &HindsightVariant,
+    log: &Path,
+) -> Result<Running> {
+    let bin = binaries
+        .peer(kind)
+        .with_context(|| format!("{} is not set", kind.binary_variable()))?;
+    let (template_name, config_flag, env): (&str, &str, &[(&str, &str)]) = match kind {
+        AgentKind::Vector => ("vector.toml", "--config", &[("VECTOR_LOG", "warn")]),
+        AgentKind::FluentBit => ("fluent-bit.conf", "-c", &[]),
+        AgentKind::OtelCol => ("otelcol.yaml", "--config", &[]),
+        AgentKind::Hindsight => bail!("Hindsight is not a peer"),
+    };
+    let template = read_template(&binaries.peers_dir, template_name)?;
+    let config = dir.join(template_name);
+    let values = peer_values(dir, include, target, variant, &binaries.peers_dir);
+    std::fs::write(&config, fill(&template, &values)?)?;
+    let mut command = Command::new(bin);
+    command
+        .arg(config_flag)
+        .arg(&config)
+        .envs(env.iter().copied());
+    let proc = Proc::spawn(kind.label(), command, log, false)?;
+    Ok(Running { proc, admin: None })
 }
 
 fn read_template(dir: &Path, name: &str) -> Result<String> {
@@ -346,6 +328,7 @@ fn peer_values(
     include: &str,
     target: &Target,
     variant: &HindsightVariant,
+    peers_dir: &Path,
 ) -> Vec<(&'static str, String)> {
     let (host, port) = target
         .endpoint
@@ -355,6 +338,13 @@ fn peer_values(
         .unwrap_or_else(|| ("127.0.0.1".to_owned(), "9200".to_owned()));
     vec![
         ("include", include.to_owned()),
+        (
+            "parsers_file",
+            peers_dir
+                .join("fluent-bit-parsers.conf")
+                .display()
+                .to_string(),
+        ),
         ("data_dir", dir.join("data").display().to_string()),
         ("endpoint", target.endpoint.clone()),
         ("host", host),
@@ -406,8 +396,13 @@ mod tests {
                 gzip,
                 fingers: None,
             };
-            let mut values = peer_values(Path::new("/tmp/run"), "/tmp/c/*.log", &target, &variant);
-            values.push(("parsers_file", "/tmp/parsers.conf".into()));
+            let values = peer_values(
+                Path::new("/tmp/run"),
+                "/tmp/c/*.log",
+                &target,
+                &variant,
+                &peers,
+            );
             let vector = fill(&read_template(&peers, "vector.toml").unwrap(), &values).unwrap();
             let value: toml::Value = toml::from_str(&vector).unwrap();
             let sink = &value["sinks"]["out"];
