@@ -2,15 +2,16 @@
 # The benchmark harness: builds the release agent and the bench crate (bench/), then runs
 # every case and writes BENCHMARKS.md from that run's figures (never edited by hand).
 #
-#   scripts/bench.sh                   # the full run (about 10 minutes on 2 cores): BENCHMARKS.md,
+#   scripts/bench.sh                   # the full run (about 15 minutes on 2 cores): BENCHMARKS.md,
 #                                      #   with scripts/bench-proxy.sh and the extraction bench appended
-#   scripts/bench.sh --quick           # a smoke test (a few minutes):
+#   scripts/bench.sh --quick           # a smoke test (two minutes or so):
 #                                      #   $HINDSIGHT_CACHE_DIR/bench/BENCHMARKS.quick.md
 #   scripts/bench.sh --no-opensearch   # skip the two cases against the real OpenSearch
 #   VECTOR_BIN=/path/vector FLUENTBIT_BIN=/path/fluent-bit scripts/bench.sh   # peers side by side
 #
 # The OpenTelemetry Collector is always a peer: unless OTELCOL_BIN names a binary (or is set
-# empty, to leave it out), scripts/build-otelcol.sh builds one from the Go module proxy first.
+# empty, to leave it out), scripts/build-otelcol.sh builds one from the Go module proxy first
+# (about a minute, once). If that build fails the run goes on without it and the report says so.
 #
 # Other options go to the driver (`$CARGO_TARGET_DIR/release/bench --help`), e.g. `--lines N`,
 # `--repeat N`, `--out FILE`. The OpenSearch case starts OpenSearch with
@@ -33,18 +34,23 @@ for arg in "$@"; do
 done
 
 cargo build --release --locked -p hindsight -p hindsight-bench >&2
+left_out=()
 if [ -z "${OTELCOL_BIN+set}" ]; then
   if OTELCOL_BIN="$(scripts/build-otelcol.sh)"; then
     export OTELCOL_BIN
   else
     echo "bench: the OpenTelemetry Collector could not be built; it is left out of this run" >&2
+    left_out=(--peer-left-out "otelcol=scripts/build-otelcol.sh failed (its output is above the run's)")
   fi
+elif [ -z "$OTELCOL_BIN" ]; then
+  left_out=(--peer-left-out "otelcol=left out on purpose (OTELCOL_BIN was set empty)")
 fi
 "$CARGO_TARGET_DIR/release/bench" \
   --repo . \
   --work-dir "$HINDSIGHT_CACHE_DIR/bench" \
   --command "$command" \
   "${start_opensearch[@]}" \
+  "${left_out[@]}" \
   "$@"
 
 # The sidecar proxy's overhead (wrk), appended to the full run's report.

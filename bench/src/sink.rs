@@ -107,22 +107,25 @@ pub fn router(state: Arc<SinkState>) -> Router {
         .route("/_bench/reset", post(reset))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(elastic_product))
         .with_state(state)
 }
 
-/// Every answer carries `X-Elastic-Product: Elasticsearch`: the Go Elasticsearch client
-/// (the OpenTelemetry Collector's exporter) refuses a server without it, and other clients
-/// ignore it.
+/// Every answer, the router's own (405, 413) included, carries `X-Elastic-Product:
+/// Elasticsearch`: the Go Elasticsearch client (the OpenTelemetry Collector's exporter)
+/// refuses a server without it, and other clients ignore it.
+async fn elastic_product(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::HeaderName::from_static("x-elastic-product"),
+        header::HeaderValue::from_static("Elasticsearch"),
+    );
+    response
+}
+
 fn json(status: StatusCode, body: impl Into<Vec<u8>>) -> Response {
     (
         status,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (
-                header::HeaderName::from_static("x-elastic-product"),
-                "Elasticsearch",
-            ),
-        ],
+        [(header::CONTENT_TYPE, "application/json")],
         body.into(),
     )
         .into_response()
@@ -309,9 +312,6 @@ struct BulkOutcome {
     latencies_us: Vec<u64>,
 }
 
-/// Reads a bulk body: action lines, each (but `delete`) followed by its document.
-/// `first_id` numbers the documents (for validation sampling); `arrived_ns` is when the
-/// request arrived, for latency.
 /// The JSON number `text` starts with, as Unix nanoseconds: an integer, or a float such
 /// as `1.7955e18` from a shipper that turns every number into a double (the OpenTelemetry
 /// Collector's JSON parser does; a double keeps it to within a microsecond).
@@ -327,6 +327,9 @@ fn unix_ns_number(text: &[u8]) -> Option<u64> {
     })
 }
 
+/// Reads a bulk body: action lines, each (but `delete`) followed by its document.
+/// `first_id` numbers the documents (for validation sampling); `arrived_ns` is when the
+/// request arrived, for latency.
 fn process_bulk(
     body: &[u8],
     default_index: Option<&str>,
@@ -480,16 +483,56 @@ mod tests {
         assert_eq!(unix_ns_number(b"-5,"), None);
     }
 
+    /// The raw response of `request` sent to a sink serving on a free port.
+    fn exchange(request: &str) -> String {
+        use std::io::Read as _;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let state = SinkState::new(SinkOptions::default());
+            tokio::spawn(async move { axum::serve(listener, router(state)).await });
+            let request = request.to_owned();
+            tokio::task::spawn_blocking(move || {
+                let mut stream = std::net::TcpStream::connect(address).unwrap();
+                stream.write_all(request.as_bytes()).unwrap();
+                let mut response = String::new();
+                stream.read_to_string(&mut response).unwrap();
+                response
+            })
+            .await
+            .unwrap()
+        })
+    }
+
     #[test]
-    fn answers_carry_the_header_elasticsearch_clients_check() {
-        let response = json(StatusCode::OK, "{}");
-        assert_eq!(
-            response
-                .headers()
-                .get("x-elastic-product")
-                .and_then(|v| v.to_str().ok()),
-            Some("Elasticsearch")
-        );
+    fn every_answer_carries_the_header_elasticsearch_clients_check() {
+        for (request, status) in [
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                "200",
+            ),
+            // Answered by the router itself, not by a handler.
+            (
+                "DELETE /_cluster/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                "405",
+            ),
+        ] {
+            let response = exchange(request);
+            assert!(
+                response.starts_with(&format!("HTTP/1.1 {status}")),
+                "{response}"
+            );
+            assert!(
+                response
+                    .to_ascii_lowercase()
+                    .contains("x-elastic-product: elasticsearch\r\n"),
+                "{response}"
+            );
+        }
     }
 
     #[test]

@@ -19,8 +19,8 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 )
 
-// version is the collector core release the components are built against.
-const version = "0.150.0"
+// version names the collector core release and the two components' (go.mod pins them).
+const version = "0.150.0 (filelog receiver 0.149.0, Elasticsearch exporter 0.150.0)"
 
 func components() (otelcol.Factories, error) {
 	receivers, err := otelcol.MakeFactoryMap[receiver.Factory](filelogreceiver.NewFactory())

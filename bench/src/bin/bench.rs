@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use hindsight_bench::driver::{self, agents::Binaries, Options, Sizes};
+use hindsight_bench::driver::agents::{AgentKind, Binaries};
+use hindsight_bench::driver::{self, Options, Sizes};
 
 /// Runs the release agent through the benchmark cases and writes BENCHMARKS.md.
 #[derive(Debug, Parser)]
@@ -56,9 +57,25 @@ struct Args {
     /// A shell command that starts OpenSearch when it is not answering.
     #[arg(long)]
     opensearch_start: Option<String>,
+    /// `PEER=REASON`: why a peer (`vector`, `fluent-bit`, `otelcol`) has no binary, for the
+    /// report (e.g. `otelcol=its build failed`). Repeatable.
+    #[arg(long, value_parser = peer_reason)]
+    peer_left_out: Vec<(String, String)>,
     /// The command line to show in the report.
     #[arg(long)]
     command: Option<String>,
+}
+
+fn peer_reason(text: &str) -> Result<(String, String), String> {
+    let (peer, reason) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not PEER=REASON"))?;
+    if AgentKind::from_label(peer).is_none_or(|kind| kind == AgentKind::Hindsight) {
+        return Err(format!(
+            "`{peer}` is not a peer (vector, fluent-bit, otelcol)"
+        ));
+    }
+    Ok((peer.to_owned(), reason.to_owned()))
 }
 
 fn env_path(name: &str) -> anyhow::Result<Option<PathBuf>> {
@@ -135,6 +152,7 @@ fn main() -> anyhow::Result<()> {
         repo,
         opensearch: (!args.no_opensearch).then_some(args.opensearch),
         opensearch_start: args.opensearch_start,
+        peers_left_out: args.peer_left_out,
     };
     driver::run(options)?;
     Ok(())

@@ -31,8 +31,17 @@ pub struct Machine {
     pub agent_version: String,
     /// `rustc --version`.
     pub rustc: String,
+    /// Each peer that runs and the first line of its `--version`.
+    pub peer_versions: Vec<(String, String)>,
     /// The command that made the figures.
     pub command: String,
+}
+
+/// The first line `binary --version` prints, or why there is none.
+pub fn version_of(binary: &Path) -> String {
+    output(Command::new(binary).arg("--version"))
+        .and_then(|text| text.lines().next().map(str::to_owned))
+        .unwrap_or_else(|| format!("`{} --version` failed", binary.display()))
 }
 
 fn output(command: &mut Command) -> Option<String> {
@@ -92,6 +101,7 @@ impl Machine {
                 .unwrap_or(0),
             agent_version,
             rustc: output(Command::new("rustc").arg("--version")).unwrap_or_default(),
+            peer_versions: vec![],
             command: String::new(),
         })
     }

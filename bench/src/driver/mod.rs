@@ -112,6 +112,9 @@ pub struct Options {
     pub opensearch: Option<SocketAddr>,
     /// A shell command that starts it when it is not answering.
     pub opensearch_start: Option<String>,
+    /// Why a peer without a binary was left out, by [`AgentKind::label`] (e.g. its build
+    /// failed), when there is more to say than that its variable was not set.
+    pub peers_left_out: Vec<(String, String)>,
 }
 
 /// A throughput case.
@@ -211,7 +214,7 @@ pub fn throughput_cases() -> Vec<CaseSpec> {
             title: "correlation + gzip, 1 file",
             many_files: false,
             peers: true,
-            note: "As above with `compression = \"gzip\"` (the product default).",
+            note: "As *correlation, 1 file*, with `compression = \"gzip\"` (the product default).",
             variant: HindsightVariant {
                 gzip: true,
                 ..plain.clone()
@@ -353,9 +356,18 @@ pub struct Results {
     /// comparison.
     pub peer_footprint: Vec<PeerFootprint>,
     /// Peers that were not run, and why.
-    pub peers_not_run: Vec<String>,
+    pub peers_not_run: Vec<PeerNotRun>,
     /// Wall time of the whole benchmark.
     pub total_s: f64,
+}
+
+/// A peer left out of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerNotRun {
+    /// [`AgentKind::label`].
+    pub agent: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// A peer's figures in the fixed-rate and idle cases.
@@ -395,12 +407,23 @@ pub fn run(options: Options) -> Result<Results> {
     let mut peers_not_run = vec![];
     for peer in AgentKind::PEERS {
         match options.binaries.peer(peer) {
-            Some(_) => peers.push(peer),
-            None => peers_not_run.push(format!(
-                "{}: {} was not set",
-                peer.name(),
-                peer.binary_variable()
-            )),
+            Some(binary) => {
+                peers.push(peer);
+                machine
+                    .peer_versions
+                    .push((peer.label().to_owned(), machine::version_of(binary)));
+            }
+            None => peers_not_run.push(PeerNotRun {
+                agent: peer.label().to_owned(),
+                reason: options
+                    .peers_left_out
+                    .iter()
+                    .find(|(label, _)| label == peer.label())
+                    .map_or_else(
+                        || format!("{} was not set", peer.binary_variable()),
+                        |(_, reason)| reason.clone(),
+                    ),
+            }),
         }
     }
 
