@@ -3,9 +3,8 @@
 //!
 //! Throughput cases are run round-robin (`repeat` rounds, each case once per round,
 //! Hindsight's first and the peers' after them) so that a noisy neighbour hurts every case
-//! alike; the report shows each case's median-wall-time
-//! run, and the Hindsight/peer ratios compare those runs, which may come from different
-//! rounds. The MB per CPU-second targets take that figure's median over the rounds, and
+//! alike; the report shows each case's median-wall-time run, and the Hindsight/peer ratios
+//! compare those runs, which may come from different rounds. The MB per CPU-second targets take that figure's median over the rounds, and
 //! the fingers-crossed cost the median of its per-round on/off ratios. The two 10,000
 //! lines/s cases alternate in the same way and report their median round; each peer runs
 //! the bursts one after them in every round, and the idle files after Hindsight.
@@ -508,10 +507,11 @@ pub fn run(options: Options) -> Result<Results> {
         ("steady-10k", WritePattern::Bursts),
         ("steady-10k-per-line", WritePattern::LinePerWrite),
     ];
-    let mut rounds: [Vec<RateFigures>; 2] = [vec![], vec![]];
-    let mut failures: [Vec<String>; 2] = [vec![], vec![]];
-    let mut peer_rounds: Vec<(AgentKind, Vec<Outcome<RateFigures>>)> =
-        peers.iter().map(|peer| (*peer, vec![])).collect();
+    let mut rounds: [RateRounds; 2] = Default::default();
+    let mut peer_rounds: Vec<(AgentKind, RateRounds)> = peers
+        .iter()
+        .map(|peer| (*peer, RateRounds::default()))
+        .collect();
     for round in 0..sizes.repeat {
         // ABBA…: neither pattern always runs first.
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -533,15 +533,9 @@ pub fn run(options: Options) -> Result<Results> {
                 sizes.warmup_s,
             ));
             report::progress_rate(&outcome);
-            match outcome {
-                Outcome::Ok { figures } => rounds[index].push(figures),
-                Outcome::Failed { error } => {
-                    failures[index].push(format!("round {}: {error}", round + 1))
-                }
-                Outcome::NotRun { .. } => {}
-            }
+            rounds[index].push(round, outcome);
         }
-        for (peer, outcomes) in &mut peer_rounds {
+        for (peer, peer_rounds) in &mut peer_rounds {
             eprintln!(
                 "round {} · 10,000 lines/s, {}, for {} s · {} …",
                 round + 1,
@@ -559,15 +553,10 @@ pub fn run(options: Options) -> Result<Results> {
                 sizes.warmup_s,
             ));
             report::progress_rate(&outcome);
-            outcomes.push(outcome);
+            peer_rounds.push(round, outcome);
         }
     }
-    let [steady, steady_per_line] = [0, 1].map(|index| {
-        median_outcome(
-            std::mem::take(&mut rounds[index]),
-            std::mem::take(&mut failures[index]),
-        )
-    });
+    let [steady, steady_per_line] = rounds.map(RateRounds::median);
 
     eprintln!("2,000 lines/s for {} s (latency) …", sizes.latency_s);
     let latency = Outcome::from(cases::fixed_rate(
@@ -600,7 +589,7 @@ pub fn run(options: Options) -> Result<Results> {
     ));
     report::progress_idle(&idle);
     let mut peer_footprint = vec![];
-    for (peer, outcomes) in peer_rounds {
+    for (peer, rounds) in peer_rounds {
         eprintln!(
             "{} idle files for {} s · {} …",
             sizes.idle_files,
@@ -609,18 +598,9 @@ pub fn run(options: Options) -> Result<Results> {
         );
         let idle = Outcome::from(cases::idle(&mut ctx, peer, &idle_corpus, sizes.idle_s));
         report::progress_idle(&idle);
-        let mut figures = vec![];
-        let mut failed = vec![];
-        for (round, outcome) in outcomes.into_iter().enumerate() {
-            match outcome {
-                Outcome::Ok { figures: f } => figures.push(f),
-                Outcome::Failed { error } => failed.push(format!("round {}: {error}", round + 1)),
-                Outcome::NotRun { .. } => {}
-            }
-        }
         peer_footprint.push(PeerFootprint {
             agent: peer.label().to_owned(),
-            steady: median_outcome(figures, failed),
+            steady: rounds.median(),
             idle,
         });
     }
@@ -716,17 +696,35 @@ pub fn run(options: Options) -> Result<Results> {
     Ok(results)
 }
 
-/// The median round of a fixed-rate case; a failed round (an error, or lines not
-/// delivered) fails the case, since the other rounds' figures would hide it.
-fn median_outcome(rounds: Vec<RateFigures>, failed: Vec<String>) -> Outcome<RateFigures> {
-    match cases::median_round(rounds) {
-        _ if !failed.is_empty() => Outcome::Failed {
-            error: failed.join("; "),
-        },
-        Some(figures) => Outcome::Ok { figures },
-        None => Outcome::NotRun {
-            reason: "no round ran".to_owned(),
-        },
+/// A fixed-rate case's rounds by one agent.
+#[derive(Debug, Default)]
+struct RateRounds {
+    figures: Vec<RateFigures>,
+    failed: Vec<String>,
+}
+
+impl RateRounds {
+    /// Notes round `round`'s (from 0) outcome.
+    fn push(&mut self, round: usize, outcome: Outcome<RateFigures>) {
+        match outcome {
+            Outcome::Ok { figures } => self.figures.push(figures),
+            Outcome::Failed { error } => self.failed.push(format!("round {}: {error}", round + 1)),
+            Outcome::NotRun { .. } => {}
+        }
+    }
+
+    /// The median round; a failed round (an error, or lines not delivered) fails the
+    /// case, since the other rounds' figures would hide it.
+    fn median(self) -> Outcome<RateFigures> {
+        match cases::median_round(self.figures) {
+            _ if !self.failed.is_empty() => Outcome::Failed {
+                error: self.failed.join("; "),
+            },
+            Some(figures) => Outcome::Ok { figures },
+            None => Outcome::NotRun {
+                reason: "no round ran".to_owned(),
+            },
+        }
     }
 }
 
@@ -761,5 +759,55 @@ mod tests {
         assert_eq!(lower_median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.0));
         assert_eq!(lower_median(vec![5.0]), Some(5.0));
         assert_eq!(lower_median(vec![]), None);
+    }
+
+    fn at_cpu(cpu_percent: f64) -> Outcome<RateFigures> {
+        Outcome::Ok {
+            figures: RateFigures {
+                rate: 10_000,
+                pattern: WritePattern::Bursts,
+                seconds: 30.0,
+                warmup_s: 5.0,
+                written: 300_000,
+                delivered: 300_000,
+                cpu_rounds: vec![],
+                cpu_percent,
+                rss: 0,
+                peak_rss: 0,
+                latency: Default::default(),
+                sink_cpu_percent: 0.0,
+            },
+        }
+    }
+
+    #[test]
+    fn rate_rounds_give_the_median_unless_a_round_failed() {
+        let mut rounds = RateRounds::default();
+        for (round, cpu) in [3.0, 1.0, 2.0].into_iter().enumerate() {
+            rounds.push(round, at_cpu(cpu));
+        }
+        match rounds.median() {
+            Outcome::Ok { figures } => {
+                assert_eq!(figures.cpu_percent, 2.0);
+                assert_eq!(figures.cpu_rounds, [3.0, 1.0, 2.0]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut rounds = RateRounds::default();
+        rounds.push(0, at_cpu(1.0));
+        rounds.push(
+            1,
+            Outcome::Failed {
+                error: "5 of 10 lines reached the sink".into(),
+            },
+        );
+        assert_eq!(
+            rounds.median().error(),
+            Some("round 2: 5 of 10 lines reached the sink")
+        );
+        assert!(matches!(
+            RateRounds::default().median(),
+            Outcome::NotRun { .. }
+        ));
     }
 }
