@@ -183,6 +183,9 @@ fn timeout_for(lines: u64) -> Duration {
     Duration::from_secs(60 + lines / 10_000)
 }
 
+/// How long a starting agent may leave its admin endpoint unanswered, in nanoseconds.
+const ADMIN_START_NS: u64 = 10_000_000_000;
+
 /// Runs `kind` over `corpus` with `variant` until the sink has every document (or, with
 /// fingers-crossed, every line went through the pipeline and every record sent on is
 /// acknowledged; then waits for the held records to be settled).
@@ -206,13 +209,22 @@ pub fn throughput(
     let mut at_sink: Vec<(u64, u64)> = vec![(spawned, 0)];
     let mut into_pipeline: Vec<(u64, u64)> = vec![(spawned, 0)];
     let mut all_in_at: Option<u64> = None;
+    let mut admin_answered = false;
     let (end_ns, stats) = loop {
         sleep(POLL);
         agent.proc.check_alive()?;
         // Hindsight's /metrics is read in every Hindsight case, so that the polling costs
-        // every case the same.
+        // every case the same. Until its admin endpoint first answers, a refused
+        // connection means it is still starting (allowed for `ADMIN_START`).
         let metrics = match kind {
-            AgentKind::Hindsight => Some(agent.metrics()?.0),
+            AgentKind::Hindsight => match agent.metrics() {
+                Ok((metrics, _)) => {
+                    admin_answered = true;
+                    Some(metrics)
+                }
+                Err(_) if !admin_answered && unix_ns() < spawned + ADMIN_START_NS => None,
+                Err(error) => return Err(error.context("read the agent's /metrics")),
+            },
             _ => None,
         };
         let stats = sink.stats()?;
