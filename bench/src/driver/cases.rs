@@ -538,6 +538,33 @@ pub struct RateFigures {
     pub sink_cpu_percent: f64,
 }
 
+#[cfg(test)]
+impl RateFigures {
+    /// For tests: 30 s at 10,000 lines/s in bursts, every line delivered, `cpu_percent`
+    /// of a core, `rss_mib` of VmRSS (VmHWM one more), latency p50 / p99 90 / 180 ms.
+    pub(crate) fn example(cpu_percent: f64, rss_mib: u64) -> RateFigures {
+        RateFigures {
+            rate: 10_000,
+            pattern: WritePattern::Bursts,
+            seconds: 30.0,
+            warmup_s: 5.0,
+            written: 300_000,
+            delivered: 300_000,
+            cpu_rounds: vec![],
+            cpu_percent,
+            rss: rss_mib << 20,
+            peak_rss: (rss_mib + 1) << 20,
+            latency: LatencyStats {
+                count: 300_000,
+                p50_ms: 90.0,
+                p99_ms: 180.0,
+                max_ms: 200.0,
+            },
+            sink_cpu_percent: 1.0,
+        }
+    }
+}
+
 /// Writes `rate` lines/s (each carrying its write time) for `seconds` into one file that
 /// `kind` tails: Hindsight with its defaults (correlation, gzip, 1 s batch timeout), a peer
 /// with its configuration in `bench/peers/` and gzip.

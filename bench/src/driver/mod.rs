@@ -763,20 +763,7 @@ mod tests {
 
     fn at_cpu(cpu_percent: f64) -> Outcome<RateFigures> {
         Outcome::Ok {
-            figures: RateFigures {
-                rate: 10_000,
-                pattern: WritePattern::Bursts,
-                seconds: 30.0,
-                warmup_s: 5.0,
-                written: 300_000,
-                delivered: 300_000,
-                cpu_rounds: vec![],
-                cpu_percent,
-                rss: 0,
-                peak_rss: 0,
-                latency: Default::default(),
-                sink_cpu_percent: 0.0,
-            },
+            figures: RateFigures::example(cpu_percent, 16),
         }
     }
 

@@ -994,7 +994,6 @@ pub fn progress_searchable(outcome: &Outcome<SearchableFigures>) {
 mod tests {
     use super::*;
     use crate::driver::{throughput_cases, CaseRuns, Outcome, PeerFootprint, PeerNotRun, Sizes};
-    use crate::sink_stats::LatencyStats;
 
     fn not_run<T>() -> Outcome<T> {
         Outcome::NotRun {
@@ -1053,25 +1052,7 @@ mod tests {
 
     fn at_rate(cpu_percent: f64, rss_mib: u64) -> Outcome<RateFigures> {
         Outcome::Ok {
-            figures: RateFigures {
-                rate: 10_000,
-                pattern: crate::driver::cases::WritePattern::Bursts,
-                seconds: 30.0,
-                warmup_s: 5.0,
-                written: 300_000,
-                delivered: 300_000,
-                cpu_rounds: vec![],
-                cpu_percent,
-                rss: rss_mib << 20,
-                peak_rss: (rss_mib + 1) << 20,
-                latency: LatencyStats {
-                    count: 300_000,
-                    p50_ms: 90.0,
-                    p99_ms: 180.0,
-                    max_ms: 200.0,
-                },
-                sink_cpu_percent: 1.0,
-            },
+            figures: RateFigures::example(cpu_percent, rss_mib),
         }
     }
 
