@@ -106,6 +106,18 @@ pub struct HindsightVariant {
     pub fingers: Option<Fingers>,
 }
 
+impl Default for HindsightVariant {
+    /// The product's defaults: correlation with request deltas, gzip, no buffering.
+    fn default() -> Self {
+        HindsightVariant {
+            correlate: true,
+            request_delta: true,
+            gzip: true,
+            fingers: None,
+        }
+    }
+}
+
 /// Where an agent ships to.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -357,11 +369,7 @@ fn peer_values(
         ("port", port),
         ("index", target.index.clone()),
         (
-            "vector_compression",
-            if variant.gzip { "gzip" } else { "none" }.to_owned(),
-        ),
-        (
-            "otelcol_compression",
+            "compression",
             if variant.gzip { "gzip" } else { "none" }.to_owned(),
         ),
         (

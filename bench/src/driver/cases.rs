@@ -215,7 +215,7 @@ pub fn throughput(
         agent.proc.check_alive()?;
         // Hindsight's /metrics is read in every Hindsight case, so that the polling costs
         // every case the same. Until its admin endpoint first answers, a refused
-        // connection means it is still starting (allowed for `ADMIN_START`).
+        // connection means it is still starting (allowed for `ADMIN_START_NS`).
         let metrics = match kind {
             AgentKind::Hindsight => match agent.metrics() {
                 Ok((metrics, _)) => {
@@ -454,14 +454,13 @@ pub fn held_memory(ctx: &mut Context, small: &Corpus, large: &Corpus) -> Result<
 fn hold_everything(ctx: &mut Context, corpus: &Corpus) -> Result<HeldFill> {
     let lines = corpus.stats.lines;
     let holding = HindsightVariant {
-        correlate: true,
-        request_delta: true,
         gzip: false,
         fingers: Some(Fingers {
             idle_timeout: "10m",
             keep_healthy: 0.0,
             max_memory: Some("8GiB"),
         }),
+        ..HindsightVariant::default()
     };
     let dir = ctx.run_dir(&format!("held-memory-{lines}"))?;
     let sink = Sink::start(&ctx.binaries.sink, &dir, None)?;
@@ -646,12 +645,7 @@ fn start_on_live_file(
         std::fs::create_dir_all(parent)?;
     }
     std::fs::File::create(&path)?;
-    let variant = HindsightVariant {
-        correlate: true,
-        request_delta: true,
-        gzip: true,
-        fingers: None,
-    };
+    let variant = HindsightVariant::default();
     let include = corpus::include_glob(&root);
     let mut agent = agents::start(kind, &ctx.binaries, dir, &include, target, &variant)?;
     agent.wait_ready(Duration::from_secs(30))?;
@@ -838,12 +832,7 @@ pub fn idle(
     let dir = ctx.run_dir(&format!("idle-{}", kind.label()))?;
     let sink = Sink::start(&ctx.binaries.sink, &dir, None)?;
     let target = Context::sink_target(&sink);
-    let variant = HindsightVariant {
-        correlate: true,
-        request_delta: true,
-        gzip: true,
-        fingers: None,
-    };
+    let variant = HindsightVariant::default();
     let mut agent = agents::start(
         kind,
         &ctx.binaries,
@@ -934,12 +923,7 @@ pub fn opensearch(
         index: INDEX.to_owned(),
         install_template: true,
     };
-    let variant = HindsightVariant {
-        correlate: true,
-        request_delta: true,
-        gzip: true,
-        fingers: None,
-    };
+    let variant = HindsightVariant::default();
     let lines = corpus.stats.lines;
     let result = (|| {
         let mut agent = agents::start(

@@ -4,10 +4,11 @@
 //! Throughput cases are run round-robin (`repeat` rounds, each case once per round,
 //! Hindsight's first and the peers' after them) so that a noisy neighbour hurts every case
 //! alike; the report shows each case's median-wall-time run, and the Hindsight/peer ratios
-//! compare those runs, which may come from different rounds. The MB per CPU-second targets take that figure's median over the rounds, and
-//! the fingers-crossed cost the median of its per-round on/off ratios. The two 10,000
-//! lines/s cases alternate in the same way and report their median round; each peer runs
-//! the bursts one after them in every round, and the idle files after Hindsight.
+//! compare those runs, which may come from different rounds. The MB per CPU-second targets
+//! take that figure's median over the rounds, and the fingers-crossed cost the median of
+//! its per-round on/off ratios. The two 10,000 lines/s cases alternate in the same way and
+//! report their median round; each peer runs the bursts one after them in every round, and
+//! the idle files after Hindsight.
 
 pub mod agents;
 pub mod cases;
@@ -145,10 +146,8 @@ fn realistic_fingers() -> Fingers {
 /// The throughput cases.
 pub fn throughput_cases() -> Vec<CaseSpec> {
     let plain = HindsightVariant {
-        correlate: true,
-        request_delta: true,
         gzip: false,
-        fingers: None,
+        ..HindsightVariant::default()
     };
     vec![
         CaseSpec {
@@ -453,12 +452,8 @@ pub fn run(options: Options) -> Result<Results> {
     let mut done = 0;
     // Within a round Hindsight's cases run first, back to back (so fingers-crossed runs
     // right after the case it is compared with), then the peers'.
-    let order: Vec<usize> = (0..throughput.len())
-        .filter(|&i| throughput[i].agent == AgentKind::Hindsight.label())
-        .chain(
-            (0..throughput.len()).filter(|&i| throughput[i].agent != AgentKind::Hindsight.label()),
-        )
-        .collect();
+    let mut order: Vec<usize> = (0..throughput.len()).collect();
+    order.sort_by_key(|&i| throughput[i].agent != AgentKind::Hindsight.label());
     for round in 0..sizes.repeat {
         for &index in &order {
             let entry = &mut throughput[index];
