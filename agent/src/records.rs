@@ -25,7 +25,7 @@ use hindsight_correlation::level::Level;
 use hindsight_correlation::request_delta::{RequestClock, RequestDelta};
 use hindsight_correlation::time::{parse_text, Timestamp};
 use hindsight_exporters::ack::Ack;
-use hindsight_exporters::LogRecord;
+use hindsight_exporters::{Document, LogRecord};
 use smallvec::SmallVec;
 
 use crate::event::{LineFlags, LogEvent, Origin, Stream};
@@ -454,7 +454,8 @@ impl RecordBuilder {
         };
         Built::Document(BuiltRecord {
             record: LogRecord {
-                doc: self.take_document(),
+                // The scan made raw newlines spaces; every added value is escaped.
+                doc: Document::from_one_line(self.take_document()),
                 timestamp_millis: timestamp.millis(),
                 ack: event.ack,
             },
@@ -787,6 +788,23 @@ mod tests {
             "/var/log/pods/shop_cart-7d_0a1b/cart/0.log"
         );
         assert_eq!(value["stream"], "stderr");
+    }
+
+    #[test]
+    fn every_document_is_one_line() {
+        // Raw newlines can reach the builder from Docker's unescaped `log` text: between
+        // tokens (valid JSON), inside a string (not JSON: wrapped), or in plain text.
+        for line in [
+            &b"{\"msg\":\n\"ok\",\r\n\"n\":[1,\n2]}"[..],
+            b"{\"msg\":\"a\nb\"}",
+            b"not json\nat all",
+        ] {
+            let (value, record, _) = build(line, false);
+            assert!(!record.doc.contains(&b'\n'), "{value}");
+        }
+        let (value, _, outcome) = build(b"{\"msg\":\n\"ok\",\r\n\"n\":[1,\n2]}", false);
+        assert_eq!(outcome.wrapped, None);
+        assert_eq!((&value["msg"], &value["n"]), (&json!("ok"), &json!([1, 2])));
     }
 
     #[test]

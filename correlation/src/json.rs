@@ -99,6 +99,8 @@ pub struct TopLevel<'a> {
     pub(crate) occupied: u32,
     /// The object has no members (`{}`).
     pub(crate) empty: bool,
+    /// A raw newline stands between its tokens (as whitespace: a string cannot hold one).
+    pub(crate) raw_newline: bool,
 }
 
 impl<'a> TopLevel<'a> {
@@ -182,12 +184,25 @@ pub struct ObjectWriter<'o> {
 }
 
 impl<'o> ObjectWriter<'o> {
-    /// Copies the validated object `line` into `out` without its closing brace.
+    /// Copies the validated object `line` into `out` without its closing brace, and with
+    /// every raw newline between its tokens made a space: the document stays one line,
+    /// as NDJSON needs, and means the same.
     pub fn splice(out: &'o mut Vec<u8>, line: &[u8], top: &TopLevel<'_>) -> Self {
         let trimmed = line.trim_ascii();
         // `scan_object` validated the object, so it ends with `}`.
-        let body = trimmed.strip_suffix(b"}").unwrap_or(trimmed);
-        out.extend_from_slice(body.trim_ascii_end());
+        let body = trimmed
+            .strip_suffix(b"}")
+            .unwrap_or(trimmed)
+            .trim_ascii_end();
+        let start = out.len();
+        out.extend_from_slice(body);
+        if top.raw_newline {
+            for byte in &mut out[start..] {
+                if *byte == b'\n' {
+                    *byte = b' ';
+                }
+            }
+        }
         ObjectWriter {
             out,
             needs_comma: !top.is_empty(),
@@ -341,6 +356,23 @@ mod tests {
         assert_eq!(splice(b"{ }", &[("k", "v")]), r#"{"k":"v"}"#);
     }
 
+    #[test]
+    fn raw_newlines_between_tokens_become_spaces() {
+        // Nested in a skipped array and object too, where the lexer skips rather than walks.
+        let line = b"{\"a\":\n1,\r\n\"b\" : [1,\n2],\"c\":{\"d\":\n{}}\n}\n";
+        let spliced = splice(line, &[("k", "v")]);
+        assert!(!spliced.contains('\n'), "{spliced}");
+        let expected = r#"{"a":1,"b":[1,2],"c":{"d":{}},"k":"v"}"#;
+        let parsed: serde_json::Value = serde_json::from_str(&spliced).expect("still JSON");
+        assert_eq!(
+            parsed,
+            serde_json::from_str::<serde_json::Value>(expected).unwrap()
+        );
+        // The only newline inside a value the scan skips.
+        assert_eq!(splice(b"{\"b\":[1,\n2]}", &[]), "{\"b\":[1, 2]}");
+        // Without one, the bytes are kept as they are.
+        assert_eq!(splice(b"{\"a\":\t1}", &[]), "{\"a\":\t1}");
+    }
     #[test]
     fn finds_preferred_time_field_and_roots() {
         let line =

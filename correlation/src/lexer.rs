@@ -34,6 +34,8 @@ pub(crate) struct Number<'a> {
 pub(crate) struct Lexer<'a> {
     text: &'a str,
     at: usize,
+    /// A raw newline was skipped as whitespace.
+    saw_newline: bool,
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -83,7 +85,11 @@ mod sse2 {
 
 impl<'a> Lexer<'a> {
     pub(crate) fn new(text: &'a str) -> Lexer<'a> {
-        Lexer { text, at: 0 }
+        Lexer {
+            text,
+            at: 0,
+            saw_newline: false,
+        }
     }
 
     fn bytes(&self) -> &'a [u8] {
@@ -95,11 +101,22 @@ impl<'a> Lexer<'a> {
         self.bytes().get(self.at).copied()
     }
 
-    /// Skips JSON whitespace.
+    /// Skips JSON whitespace, noting any raw newline (see [`Lexer::saw_newline`]).
     pub(crate) fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+        loop {
+            match self.peek() {
+                Some(b' ' | b'\r' | b'\t') => {}
+                Some(b'\n') => self.saw_newline = true,
+                _ => return,
+            }
             self.at += 1;
         }
+    }
+
+    /// True when whitespace skipped so far held a raw newline: the only place valid JSON
+    /// can have one, as a string cannot.
+    pub(crate) fn saw_newline(&self) -> bool {
+        self.saw_newline
     }
 
     /// Skips whitespace, then consumes and returns the next byte.

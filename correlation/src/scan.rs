@@ -264,6 +264,7 @@ pub(crate) fn scan<'a>(
         return Err(NotAnObject::InvalidJson);
     }
     top.occupied = walker.hits.occupied;
+    top.raw_newline = lexer.saw_newline();
     Ok(top)
 }
 

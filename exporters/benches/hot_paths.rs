@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use hindsight_exporters::ack::Ack;
 use hindsight_exporters::bench_support::BulkBodyEncoder;
 use hindsight_exporters::elasticsearch::{BulkMode, Compression};
-use hindsight_exporters::LogRecord;
+use hindsight_exporters::{Document, LogRecord};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -64,7 +64,7 @@ fn records(documents: &[(Bytes, i64)]) -> Vec<LogRecord> {
     documents
         .iter()
         .map(|(doc, millis)| LogRecord {
-            doc: doc.clone(),
+            doc: Document::from_one_line(doc.clone()),
             timestamp_millis: *millis,
             ack: Ack::none(),
         })

@@ -6,6 +6,10 @@
 //!
 //! - [`elasticsearch`]: the `_bulk` sink for Elasticsearch 7/8/9 and OpenSearch 2/3.
 
+use std::ops::Deref;
+
+use bytes::Bytes;
+
 pub mod ack;
 #[doc(hidden)]
 pub mod bench_support;
@@ -14,10 +18,55 @@ pub mod elasticsearch;
 /// A finished log document on its way to a sink.
 #[derive(Debug)]
 pub struct LogRecord {
-    /// The complete JSON object, one line, no trailing newline.
-    pub doc: bytes::Bytes,
+    /// The complete JSON object.
+    pub doc: Document,
     /// The record's time in milliseconds since the Unix epoch; chooses the daily index.
     pub timestamp_millis: i64,
     /// Settled by the sink once the record is delivered or dead-lettered.
     pub ack: ack::Ack,
+}
+
+/// A JSON document that is one NDJSON line: it holds no raw newline (`\n`), trailing or
+/// not, so a sink can write it between newlines as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Document(Bytes);
+
+impl Document {
+    /// `doc` with every raw newline made a space, copied only when it has one. In a JSON
+    /// document a raw newline can only be whitespace between tokens (a string cannot hold
+    /// one), so the space means the same; in text that is not JSON it keeps the line whole.
+    pub fn new(doc: Bytes) -> Self {
+        if memchr::memchr(b'\n', &doc).is_none() {
+            return Document(doc);
+        }
+        let one_line: Vec<u8> = doc
+            .iter()
+            .map(|&byte| if byte == b'\n' { b' ' } else { byte })
+            .collect();
+        Document(Bytes::from(one_line))
+    }
+
+    /// `doc` from a producer that writes no raw newline by construction, such as the
+    /// agent's record builder (its JSON scan turns any into a space), so that the line is
+    /// not searched again here. Checked in debug builds.
+    pub fn from_one_line(doc: Bytes) -> Self {
+        debug_assert!(
+            memchr::memchr(b'\n', &doc).is_none(),
+            "a document said to be one line has a raw newline"
+        );
+        Document(doc)
+    }
+
+    /// The document's bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
+impl Deref for Document {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
 }

@@ -15,11 +15,10 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::encode::put_one_line;
+use crate::Document;
 
 /// The file name under `<data_dir>/dead-letter/`.
 const FILE_NAME: &str = "elasticsearch.ndjson";
@@ -31,7 +30,7 @@ pub(crate) struct DeadLetter {
     pub status: u16,
     pub error_type: String,
     pub reason: String,
-    pub document: Bytes,
+    pub document: Document,
 }
 
 #[derive(Serialize)]
@@ -41,12 +40,12 @@ struct Line<'a> {
     status: u16,
     error_type: &'a str,
     reason: &'a str,
-    document: Document<'a>,
+    document: Embedded<'a>,
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Document<'a> {
+enum Embedded<'a> {
     Json(&'a RawValue),
     Text(String),
 }
@@ -116,13 +115,10 @@ impl DeadLetterFile {
 /// that is not is embedded as a string (invalid UTF-8 replaced).
 fn render(letters: &[DeadLetter], time: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(letters.iter().map(|l| l.document.len() + 256).sum());
-    let mut one_line = BytesMut::new();
     for letter in letters {
-        one_line.clear();
-        put_one_line(&mut one_line, &letter.document);
-        let document = match serde_json::from_slice::<&RawValue>(&one_line) {
-            Ok(raw) => Document::Json(raw),
-            Err(_) => Document::Text(String::from_utf8_lossy(&letter.document).into_owned()),
+        let document = match serde_json::from_slice::<&RawValue>(&letter.document) {
+            Ok(raw) => Embedded::Json(raw),
+            Err(_) => Embedded::Text(String::from_utf8_lossy(&letter.document).into_owned()),
         };
         let line = Line {
             time: time.to_owned(),
@@ -149,7 +145,7 @@ mod tests {
             status: 400,
             error_type: "mapper_parsing_exception".into(),
             reason: "failed to parse field [n]".into(),
-            document: Bytes::copy_from_slice(document),
+            document: Document::new(bytes::Bytes::copy_from_slice(document)),
         }
     }
 

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use flate2::{FlushCompress, Status};
 
 use super::config::{BulkMode, Compression};
-use crate::LogRecord;
+use crate::{Document, LogRecord};
 
 /// How finely the index name changes with time; the cache key of formatted names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,14 +294,14 @@ impl BulkEncoder {
                 for record in records.iter() {
                     body.put_slice(namer.action_line(record.timestamp_millis));
                     let start = body.len();
-                    put_one_line(body, &record.doc);
+                    body.put_slice(&record.doc);
                     self.spans.push(start..body.len());
                     body.put_u8(b'\n');
                 }
                 let raw_len = body.len();
                 let wire = body.split().freeze();
                 for (record, span) in records.iter_mut().zip(self.spans.drain(..)) {
-                    record.doc = wire.slice(span);
+                    record.doc = Document::from_one_line(wire.slice(span));
                 }
                 EncodedBody { wire, raw_len }
             }
@@ -311,7 +311,7 @@ impl BulkEncoder {
                 gzip.begin();
                 for record in records.iter() {
                     gzip.write(namer.action_line(record.timestamp_millis), body);
-                    for_each_piece_of_one_line(&record.doc, |piece| gzip.write(piece, body));
+                    gzip.write(&record.doc, body);
                     gzip.write(b"\n", body);
                 }
                 let raw_len = gzip.finish(body);
@@ -411,25 +411,6 @@ fn compress(
     }
 }
 
-/// Appends a document, with any raw newline replaced by a space: in valid JSON a raw
-/// newline can only be whitespace between tokens, and in NDJSON it would split the
-/// document and derail every following line of the request.
-pub(crate) fn put_one_line(out: &mut BytesMut, doc: &[u8]) {
-    for_each_piece_of_one_line(doc, |piece| out.put_slice(piece));
-}
-
-/// Hands `doc` to `put` piece by piece, with every raw newline replaced by a space
-/// (see [`put_one_line`]).
-fn for_each_piece_of_one_line(doc: &[u8], mut put: impl FnMut(&[u8])) {
-    let mut rest = doc;
-    while let Some(pos) = memchr::memchr(b'\n', rest) {
-        put(&rest[..pos]);
-        put(b" ");
-        rest = &rest[pos + 1..];
-    }
-    put(rest);
-}
-
 /// Whether a document is blank and so cannot be sent at all.
 pub(crate) fn is_blank(doc: &[u8]) -> bool {
     doc.iter().all(u8::is_ascii_whitespace)
@@ -446,7 +427,7 @@ mod tests {
 
     fn record(doc: &str, timestamp_millis: i64) -> LogRecord {
         LogRecord {
-            doc: Bytes::copy_from_slice(doc.as_bytes()),
+            doc: Document::new(Bytes::copy_from_slice(doc.as_bytes())),
             timestamp_millis,
             ack: Ack::none(),
         }

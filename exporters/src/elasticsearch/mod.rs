@@ -25,7 +25,7 @@
 //! ```no_run
 //! use hindsight_exporters::ack::AckBatch;
 //! use hindsight_exporters::elasticsearch::{ElasticsearchConfig, SinkMetrics};
-//! use hindsight_exporters::LogRecord;
+//! use hindsight_exporters::{Document, LogRecord};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let config: ElasticsearchConfig = serde_json::from_str(r#"{"endpoints": ["http://127.0.0.1:9200"]}"#)?;
@@ -38,7 +38,7 @@
 //! let running = tokio::spawn(sink.run(rx));
 //! let batch = AckBatch::new(|status| println!("batch: {status:?}"));
 //! let record = LogRecord {
-//!     doc: r#"{"@timestamp":"2026-11-23T10:00:00Z","message":"hello"}"#.into(),
+//!     doc: Document::new(r#"{"@timestamp":"2026-11-23T10:00:00Z","message":"hello"}"#.into()),
 //!     timestamp_millis: 1_795_428_000_000,
 //!     ack: batch.ack(),
 //! };

@@ -693,7 +693,7 @@ mod tests {
     fn records(n: usize, size: usize) -> Vec<LogRecord> {
         (0..n)
             .map(|_| LogRecord {
-                doc: Bytes::from(vec![b'x'; size]),
+                doc: crate::Document::new(Bytes::from(vec![b'x'; size])),
                 timestamp_millis: 0,
                 ack: crate::ack::Ack::none(),
             })

@@ -220,7 +220,7 @@ fn records(docs: &[&str]) -> (Vec<LogRecord>, Arc<Mutex<Vec<BatchStatus>>>) {
     let records = docs
         .iter()
         .map(|doc| LogRecord {
-            doc: doc.as_bytes().to_vec().into(),
+            doc: crate::Document::new(Bytes::copy_from_slice(doc.as_bytes())),
             timestamp_millis: T0,
             ack: batch.ack(),
         })
