@@ -20,15 +20,39 @@ fn length_bit(segment: &str) -> u64 {
     1 << segment.len().min(63)
 }
 
-/// A segment's first 7 bytes and its length in one word: equal tags mean equal names
-/// for names of up to 7 bytes.
+/// A segment's first 7 bytes (little-endian) and its length in one word: equal tags mean
+/// equal names for names of up to 7 bytes.
+///
+/// Every key of every record is tagged, so the bytes are gathered with at most two
+/// loads instead of a loop: two overlapping ones for 4 to 7 bytes (the overlap holds the
+/// same bytes at the same places), and three single bytes below that.
 fn tag(segment: &str) -> u64 {
     let bytes = segment.as_bytes();
-    let mut word = (bytes.len().min(255) as u64) << 56;
-    for (at, byte) in bytes.iter().take(7).enumerate() {
-        word |= u64::from(*byte) << (8 * at);
-    }
-    word
+    let len = bytes.len();
+    let head = match len {
+        0 => 0,
+        1..=3 => {
+            let byte = |at: usize| u64::from(bytes[at]) << (8 * at);
+            byte(0) | byte(len / 2) | byte(len - 1)
+        }
+        4..=7 => {
+            let word = |at: usize| {
+                u64::from(u32::from_le_bytes([
+                    bytes[at],
+                    bytes[at + 1],
+                    bytes[at + 2],
+                    bytes[at + 3],
+                ]))
+            };
+            word(0) | word(len - 4) << (8 * (len - 4))
+        }
+        _ => {
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&bytes[..8]);
+            u64::from_le_bytes(first) & 0x00ff_ffff_ffff_ffff
+        }
+    };
+    head | (len.min(255) as u64) << 56
 }
 
 /// Where a tag starts probing in an index of `mask + 1` slots (Fibonacci hashing).
@@ -380,4 +404,33 @@ fn number(number: Number<'_>) -> Scalar<'static> {
     }
     // The lexer checked the grammar, which `f64`'s parser accepts; out of range is ±inf.
     Scalar::F64(number.text.parse().unwrap_or(f64::NAN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tag as first written: a byte at a time.
+    fn tag_bytewise(segment: &str) -> u64 {
+        let bytes = segment.as_bytes();
+        let mut word = (bytes.len().min(255) as u64) << 56;
+        for (at, byte) in bytes.iter().take(7).enumerate() {
+            word |= u64::from(*byte) << (8 * at);
+        }
+        word
+    }
+
+    #[test]
+    fn tags_gather_the_same_bytes_as_a_byte_at_a_time() {
+        let text = "abcdefghijklmnopqrstuvwxyz_é.0123456789ü";
+        for start in 0..text.len() {
+            for end in start..=text.len() {
+                if let Some(segment) = text.get(start..end) {
+                    assert_eq!(tag(segment), tag_bytewise(segment), "{segment:?}");
+                }
+            }
+        }
+        let long = "x".repeat(300);
+        assert_eq!(tag(&long), tag_bytewise(&long));
+    }
 }
