@@ -263,17 +263,21 @@ pub struct RecordBuilder {
     fields: FieldSet,
     clock: Option<RequestClock>,
     pairs: IdPairs,
-    buffer: Vec<u8>,
     /// The document shapes written so far (see [`AddedFields::write_with`]).
     layouts: Layouts,
-    /// Documents are copied into shared chunks of this, so that a record costs no
-    /// allocation of its own; a chunk is freed when its last record is dropped.
+    /// Documents are written straight into shared chunks of this and cut off when done,
+    /// so that a record costs no allocation or copy of its own; a chunk is freed when its
+    /// last record is dropped.
     documents: BytesMut,
 }
 
 /// The size of the chunks documents are cut from: a few hundred records, about one batch
 /// from the files input.
 const DOCUMENT_CHUNK: usize = 64 * 1024;
+
+/// The room a document starts in: a new chunk is begun when less is left. A larger
+/// document still fits (the chunk grows once, copying what was written of it).
+const DOCUMENT_ROOM: usize = 4 * 1024;
 
 /// How many request id ↔ trace id pairs from the proxy are remembered.
 const ID_PAIRS: usize = 100_000;
@@ -291,7 +295,6 @@ impl RecordBuilder {
             fields,
             clock,
             pairs: IdPairs::new(ID_PAIRS),
-            buffer: Vec::with_capacity(4096),
             layouts: Layouts::default(),
             documents: BytesMut::new(),
         }
@@ -358,7 +361,7 @@ impl RecordBuilder {
                 Cow::Owned(String::from_utf8_lossy(&event.line).into_owned())
             }
         };
-        self.buffer.clear();
+        self.begin_document(line.len());
         let mut delta = None;
         let scanned = if event.flags.truncated {
             Err(NotAnObject::InvalidJson)
@@ -419,7 +422,7 @@ impl RecordBuilder {
                     delta.add_ecs_fields(&mut added);
                 }
                 add_agent_fields(&mut added, &event, &self.host_name_json);
-                let mut doc = ObjectWriter::splice(&mut self.buffer, line.as_bytes(), &scan.top);
+                let mut doc = ObjectWriter::splice(&mut self.documents, line.as_bytes(), &scan.top);
                 added.write_with(&mut doc, &scan.top, &mut self.layouts);
                 doc.finish();
                 (time, key, extracted.level)
@@ -437,7 +440,7 @@ impl RecordBuilder {
                     Some(replay) => replay.time,
                     None => runtime_time(&event).unwrap_or_else(Timestamp::now),
                 };
-                let mut doc = ObjectWriter::new(&mut self.buffer);
+                let mut doc = ObjectWriter::new(&mut self.documents);
                 FieldValue::Time(time).write_into(doc.key("@timestamp"));
                 doc.field_str("message", &line);
                 doc.key("tags")
@@ -470,13 +473,19 @@ impl RecordBuilder {
         })
     }
 
-    /// The document in `buffer`, as its own slice of the current chunk.
-    fn take_document(&mut self) -> Bytes {
-        if self.documents.capacity() < self.buffer.len() {
-            // A new chunk; the old one lives on in the records cut from it.
-            self.documents = BytesMut::with_capacity(DOCUMENT_CHUNK.max(self.buffer.len()));
+    /// Makes room for a document of a line of `line_len` bytes at the end of the current
+    /// chunk, or starts a new chunk; the old one lives on in the records cut from it.
+    fn begin_document(&mut self, line_len: usize) {
+        // Nothing is left over from a document that was not taken (a held line).
+        self.documents.clear();
+        let room = DOCUMENT_ROOM.max(2 * line_len);
+        if self.documents.capacity() < room {
+            self.documents = BytesMut::with_capacity(DOCUMENT_CHUNK.max(room));
         }
-        self.documents.extend_from_slice(&self.buffer);
+    }
+
+    /// The document just written, as its own slice of the current chunk.
+    fn take_document(&mut self) -> Bytes {
         self.documents.split().freeze()
     }
 }

@@ -10,6 +10,7 @@ use std::hint::black_box;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use common::records::RECORDS;
 use hindsight_correlation::ecs::Layouts;
 use hindsight_correlation::extract::FieldSet;
@@ -25,7 +26,7 @@ fn main() {
     parse_text_figures();
     let fields = FieldSet::default();
     let iterations = 1_000_000;
-    let mut out = Vec::with_capacity(1024);
+    let mut out = BytesMut::with_capacity(1024);
     for (shape, record) in RECORDS {
         let line = record.as_bytes();
         let begun = Instant::now();

@@ -14,6 +14,7 @@ use std::hint::black_box;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use common::records::RECORDS;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use hindsight_correlation::ecs::Layouts;
@@ -50,7 +51,7 @@ fn splice(c: &mut Criterion) {
     for (shape, record) in RECORDS {
         let line = record.as_bytes();
         group.throughput(Throughput::Bytes(line.len() as u64));
-        let mut out = Vec::with_capacity(1024);
+        let mut out = BytesMut::with_capacity(1024);
         let mut layouts = Layouts::default();
         group.bench_with_input(BenchmarkId::from_parameter(shape), line, |b, line| {
             b.iter(|| {
@@ -114,7 +115,7 @@ fn time(c: &mut Criterion) {
         ("nanos", "2024-05-01T12:00:00.123456789Z"),
     ] {
         let at = parse_text(text).expect("a valid time");
-        let mut out = Vec::with_capacity(64);
+        let mut out = BytesMut::with_capacity(64);
         group.bench_with_input(BenchmarkId::new("write_rfc3339", name), &at, |b, &at| {
             b.iter(|| {
                 out.clear();

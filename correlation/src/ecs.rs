@@ -11,6 +11,7 @@
 //! already has ([`TopLevel::occupied`]) is left out, so the original value stands.
 //!
 //! ```
+//! use bytes::BytesMut;
 //! use hindsight_correlation::ecs::{AddedFields, Field};
 //! use hindsight_correlation::extract::FieldSet;
 //! use hindsight_correlation::json::ObjectWriter;
@@ -21,7 +22,7 @@
 //! scan.extracted.add_ecs_fields(&mut fields);
 //! fields.push(Field::LogFilePath, "/var/log/app.log");
 //!
-//! let mut out = Vec::new();
+//! let mut out = BytesMut::new();
 //! let mut doc = ObjectWriter::splice(&mut out, line, &scan.top);
 //! fields.write(&mut doc, &scan.top);
 //! doc.finish();
@@ -32,6 +33,7 @@
 //! );
 //! ```
 
+use bytes::{BufMut, BytesMut};
 use std::borrow::Cow;
 
 use crate::ids::{SpanId, TraceId};
@@ -240,7 +242,7 @@ impl From<Timestamp> for FieldValue<'_> {
 
 impl FieldValue<'_> {
     /// Appends the value as JSON to `out`.
-    pub fn write_into(&self, out: &mut Vec<u8>) {
+    pub fn write_into(&self, out: &mut BytesMut) {
         match self {
             FieldValue::Str(text) => write_str(out, text),
             FieldValue::U64(number) => write_u64(out, *number),
@@ -248,9 +250,9 @@ impl FieldValue<'_> {
             FieldValue::TraceId(id) => write_quoted(out, id.to_hex().as_bytes()),
             FieldValue::SpanId(id) => write_quoted(out, id.to_hex().as_bytes()),
             FieldValue::Time(time) => {
-                out.push(b'"');
+                out.put_u8(b'"');
                 time.write_rfc3339(out);
-                out.push(b'"');
+                out.put_u8(b'"');
             }
             FieldValue::Json(json) => out.extend_from_slice(json.as_bytes()),
         }
@@ -258,13 +260,13 @@ impl FieldValue<'_> {
 }
 
 /// Writes text known to need no escaping, with quotes.
-fn write_quoted(out: &mut Vec<u8>, plain: &[u8]) {
-    out.push(b'"');
+fn write_quoted(out: &mut BytesMut, plain: &[u8]) {
+    out.put_u8(b'"');
     out.extend_from_slice(plain);
-    out.push(b'"');
+    out.put_u8(b'"');
 }
 
-fn write_u64(out: &mut Vec<u8>, mut number: u64) {
+fn write_u64(out: &mut BytesMut, mut number: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -389,7 +391,7 @@ impl Layouts {
 /// One document shape: its constant text, and where each field's value goes in it.
 #[derive(Debug, Default)]
 struct Layout {
-    text: Vec<u8>,
+    text: BytesMut,
     /// `(offset in text, field index)`, in order: the value follows `text[..offset]`.
     values: Vec<(u32, u8)>,
 }
@@ -429,11 +431,11 @@ impl Layout {
     /// Writes `"key":`, after a comma unless it is the object's first member.
     fn key(&mut self, needs_comma: &mut bool, key: &str) {
         if *needs_comma {
-            self.text.push(b',');
+            self.text.put_u8(b',');
         }
         *needs_comma = true;
         write_str(&mut self.text, key);
-        self.text.push(b':');
+        self.text.put_u8(b':');
     }
 
     /// Marks where field `index`'s value goes.
@@ -444,7 +446,7 @@ impl Layout {
     /// Lays out `group` (indexes of fields sharing their first `depth` segments) as one
     /// object keyed by the segment at `depth`.
     fn object(&mut self, group: &[u8], depth: usize) {
-        self.text.push(b'{');
+        self.text.put_u8(b'{');
         let mut needs_comma = false;
         let mut at = 0;
         while at < group.len() {
@@ -463,11 +465,11 @@ impl Layout {
                 at = end;
             }
         }
-        self.text.push(b'}');
+        self.text.put_u8(b'}');
     }
 
     /// Appends the layout with `values` filled in.
-    fn write(&self, values: &[Option<FieldValue<'_>>], out: &mut Vec<u8>) {
+    fn write(&self, values: &[Option<FieldValue<'_>>], out: &mut BytesMut) {
         let mut from = 0;
         for &(offset, index) in &self.values {
             out.extend_from_slice(&self.text[from..offset as usize]);
@@ -497,11 +499,11 @@ mod tests {
         let scan = FieldSet::default().scan(line.as_bytes()).expect("object");
         let mut fields = AddedFields::new();
         build(&mut fields);
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut doc = ObjectWriter::splice(&mut out, line.as_bytes(), &scan.top);
         fields.write(&mut doc, &scan.top);
         doc.finish();
-        let text = String::from_utf8(out).expect("utf8");
+        let text = String::from_utf8(out.to_vec()).expect("utf8");
         serde_json::from_str::<serde_json::Value>(&text).expect("valid JSON");
         text
     }
@@ -542,11 +544,11 @@ mod tests {
                             added.push(*field, "v\"");
                         }
                     }
-                    let mut fresh = Vec::new();
+                    let mut fresh = BytesMut::new();
                     let mut doc = ObjectWriter::splice(&mut fresh, line.as_bytes(), &scan.top);
                     added.write(&mut doc, &scan.top);
                     doc.finish();
-                    let mut reused = Vec::new();
+                    let mut reused = BytesMut::new();
                     let mut doc = ObjectWriter::splice(&mut reused, line.as_bytes(), &scan.top);
                     added.write_with(&mut doc, &scan.top, &mut layouts);
                     doc.finish();
@@ -656,9 +658,9 @@ mod tests {
     #[test]
     fn integers_are_written_in_full() {
         for number in [0, 7, 10, 1_234_567_890, u64::MAX] {
-            let mut out = Vec::new();
+            let mut out = BytesMut::new();
             write_u64(&mut out, number);
-            assert_eq!(String::from_utf8(out).unwrap(), number.to_string());
+            assert_eq!(String::from_utf8(out.to_vec()).unwrap(), number.to_string());
         }
     }
 }

@@ -2,19 +2,21 @@
 //! to it, without building a tree and without re-serialising the original.
 //!
 //! ```
+//! use bytes::BytesMut;
 //! use hindsight_correlation::json::{scan_object, ObjectWriter};
 //!
 //! let line = br#"{"msg":"hi","time":"2026-11-23T10:00:00Z"}"#;
 //! let top = scan_object(line).unwrap();
 //! assert_eq!(top.time_field().unwrap().1.as_str(), Some("2026-11-23T10:00:00Z"));
 //!
-//! let mut out = Vec::new();
+//! let mut out = BytesMut::new();
 //! let mut doc = ObjectWriter::splice(&mut out, line, &top);
 //! doc.field_str("stream", "stdout");
 //! doc.finish();
-//! assert_eq!(out, br#"{"msg":"hi","time":"2026-11-23T10:00:00Z","stream":"stdout"}"#);
+//! assert_eq!(&out[..], br#"{"msg":"hi","time":"2026-11-23T10:00:00Z","stream":"stdout"}"#);
 //! ```
 
+use bytes::{BufMut, BytesMut};
 use std::borrow::Cow;
 
 /// Top-level keys the agent looks at for the record's own time, in order of preference.
@@ -179,7 +181,7 @@ pub fn scan_object(line: &[u8]) -> Result<TopLevel<'_>, NotAnObject> {
 /// Either splices into an existing object (copying its bytes up to the closing brace) or
 /// starts a new one. Call [`ObjectWriter::finish`] to close it.
 pub struct ObjectWriter<'o> {
-    out: &'o mut Vec<u8>,
+    out: &'o mut BytesMut,
     needs_comma: bool,
 }
 
@@ -187,7 +189,7 @@ impl<'o> ObjectWriter<'o> {
     /// Copies the validated object `line` into `out` without its closing brace, and with
     /// every raw newline between its tokens made a space: the document stays one line,
     /// as NDJSON needs, and means the same.
-    pub fn splice(out: &'o mut Vec<u8>, line: &[u8], top: &TopLevel<'_>) -> Self {
+    pub fn splice(out: &'o mut BytesMut, line: &[u8], top: &TopLevel<'_>) -> Self {
         let trimmed = line.trim_ascii();
         // `scan_object` validated the object, so it ends with `}`.
         let body = trimmed
@@ -210,8 +212,8 @@ impl<'o> ObjectWriter<'o> {
     }
 
     /// Starts a new object in `out`.
-    pub fn new(out: &'o mut Vec<u8>) -> Self {
-        out.push(b'{');
+    pub fn new(out: &'o mut BytesMut) -> Self {
+        out.put_u8(b'{');
         ObjectWriter {
             out,
             needs_comma: false,
@@ -219,13 +221,13 @@ impl<'o> ObjectWriter<'o> {
     }
 
     /// Writes `"key":` and returns the buffer to write the raw value into.
-    pub fn key(&mut self, key: &str) -> &mut Vec<u8> {
+    pub fn key(&mut self, key: &str) -> &mut BytesMut {
         if self.needs_comma {
-            self.out.push(b',');
+            self.out.put_u8(b',');
         }
         self.needs_comma = true;
         write_str(self.out, key);
-        self.out.push(b':');
+        self.out.put_u8(b':');
         self.out
     }
 
@@ -249,38 +251,38 @@ impl<'o> ObjectWriter<'o> {
     }
 
     /// The buffer and whether the next member needs a leading comma.
-    pub(crate) fn parts(&mut self) -> (&mut Vec<u8>, &mut bool) {
+    pub(crate) fn parts(&mut self) -> (&mut BytesMut, &mut bool) {
         (self.out, &mut self.needs_comma)
     }
 
     /// Closes the object.
     pub fn finish(self) {
-        self.out.push(b'}');
+        self.out.put_u8(b'}');
     }
 }
 
 /// `value` as a JSON string (with quotes), escaped per RFC 8259.
 pub fn json_string(value: &str) -> String {
-    let mut out = Vec::with_capacity(value.len() + 2);
+    let mut out = BytesMut::with_capacity(value.len() + 2);
     write_str(&mut out, value);
     // Escaping UTF-8 text keeps it UTF-8, so the lossy branch never changes anything.
-    match String::from_utf8(out) {
+    match String::from_utf8(out.to_vec()) {
         Ok(text) => text,
         Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
     }
 }
 
 /// Writes `value` as a JSON string (with quotes), escaping per RFC 8259.
-pub fn write_str(out: &mut Vec<u8>, value: &str) {
+pub fn write_str(out: &mut BytesMut, value: &str) {
     let bytes = value.as_bytes();
     out.reserve(bytes.len() + 2);
-    out.push(b'"');
+    out.put_u8(b'"');
     if needs_escaping(bytes) {
         write_escaped(out, bytes);
     } else {
         out.extend_from_slice(bytes);
     }
-    out.push(b'"');
+    out.put_u8(b'"');
 }
 
 /// True when `bytes` hold a quote, a backslash or a control character. Branch-free over
@@ -299,7 +301,7 @@ fn needs_escaping(bytes: &[u8]) -> bool {
     chunks.remainder().iter().any(|&byte| special(byte))
 }
 
-fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+fn write_escaped(out: &mut BytesMut, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
     for (index, &byte) in bytes.iter().enumerate() {
@@ -317,8 +319,8 @@ fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
         out.extend_from_slice(&bytes[start..index]);
         if escape.is_empty() {
             out.extend_from_slice(b"\\u00");
-            out.push(HEX[(byte >> 4) as usize]);
-            out.push(HEX[(byte & 0xf) as usize]);
+            out.put_u8(HEX[(byte >> 4) as usize]);
+            out.put_u8(HEX[(byte & 0xf) as usize]);
         } else {
             out.extend_from_slice(escape);
         }
@@ -333,13 +335,13 @@ mod tests {
 
     fn splice(line: &[u8], add: &[(&str, &str)]) -> String {
         let top = scan_object(line).expect("object");
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut writer = ObjectWriter::splice(&mut out, line, &top);
         for (key, value) in add {
             writer.field_str(key, value);
         }
         writer.finish();
-        String::from_utf8(out).expect("utf8")
+        String::from_utf8(out.to_vec()).expect("utf8")
     }
 
     #[test]
@@ -440,10 +442,10 @@ mod tests {
 
     #[test]
     fn write_str_escapes_controls_quotes_and_backslashes() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         write_str(&mut out, "a\"b\\c\nd\u{1}é");
         assert_eq!(
-            String::from_utf8(out.clone()).unwrap(),
+            String::from_utf8(out.to_vec()).unwrap(),
             r#""a\"b\\c\nd\u0001é""#
         );
         let back: String = serde_json::from_slice(&out).unwrap();

@@ -28,12 +28,12 @@
 //!
 //! let mut added = AddedFields::new();
 //! scan.extracted.add_ecs_fields(&mut added);
-//! let mut out = Vec::new();
+//! let mut out = bytes::BytesMut::new();
 //! let mut doc = ObjectWriter::splice(&mut out, line, &scan.top);
 //! added.write(&mut doc, &scan.top);
 //! doc.finish();
 //! assert_eq!(
-//!     String::from_utf8(out).unwrap(),
+//!     String::from_utf8(out.to_vec()).unwrap(),
 //!     r#"{"level":"error","request_id":"r-9","msg":"boom","http":{"request":{"id":"r-9"}},"log":{"level":"error"}}"#
 //! );
 //! ```

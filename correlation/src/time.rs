@@ -8,6 +8,7 @@
 //! assert_eq!(parse_epoch(1_700_000_000_123.0).unwrap().millis(), 1_700_000_000_123);
 //! ```
 
+use bytes::{BufMut, BytesMut};
 use std::time::Duration;
 
 use chrono::{
@@ -56,15 +57,15 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with the precision the source had (at least milliseconds).
     pub fn to_rfc3339(self) -> String {
-        let mut out = Vec::with_capacity(30);
+        let mut out = BytesMut::with_capacity(40);
         self.write_rfc3339(&mut out);
         // Only ASCII digits and separators are written.
-        String::from_utf8(out).unwrap_or_default()
+        String::from_utf8(out.to_vec()).unwrap_or_default()
     }
 
     /// Appends [`Timestamp::to_rfc3339`]'s text to `out` without allocating: this runs
     /// once per record.
-    pub fn write_rfc3339(self, out: &mut Vec<u8>) {
+    pub fn write_rfc3339(self, out: &mut BytesMut) {
         let time = self.0;
         let year = time.year();
         if !(0..=9999).contains(&year) {
@@ -74,32 +75,32 @@ impl Timestamp {
             return;
         }
         write_digits(out, year as u32, 4);
-        out.push(b'-');
+        out.put_u8(b'-');
         write_digits(out, time.month(), 2);
-        out.push(b'-');
+        out.put_u8(b'-');
         write_digits(out, time.day(), 2);
-        out.push(b'T');
+        out.put_u8(b'T');
         write_digits(out, time.hour(), 2);
-        out.push(b':');
+        out.put_u8(b':');
         write_digits(out, time.minute(), 2);
-        out.push(b':');
+        out.put_u8(b':');
         // A leap second is kept in the nanoseconds by chrono (≥ 1e9): write it as :60.
         let nanos = time.timestamp_subsec_nanos();
         let leap = nanos >= 1_000_000_000;
         write_digits(out, time.second() + u32::from(leap), 2);
         let nanos = nanos % 1_000_000_000;
-        out.push(b'.');
+        out.put_u8(b'.');
         match precision(nanos) {
             SecondsFormat::Millis => write_digits(out, nanos / 1_000_000, 3),
             SecondsFormat::Micros => write_digits(out, nanos / 1_000, 6),
             _ => write_digits(out, nanos, 9),
         }
-        out.push(b'Z');
+        out.put_u8(b'Z');
     }
 }
 
 /// Appends `value` as exactly `width` (≤ 9) decimal digits, zero-padded.
-fn write_digits(out: &mut Vec<u8>, value: u32, width: usize) {
+fn write_digits(out: &mut BytesMut, value: u32, width: usize) {
     let mut buffer = [b'0'; 9];
     let mut rest = value;
     for slot in buffer[..width].iter_mut().rev() {

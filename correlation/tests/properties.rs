@@ -123,11 +123,11 @@ proptest! {
         scan.extracted.add_ecs_fields(&mut fields);
         RequestDelta::default().add_ecs_fields(&mut fields);
         fields.push(Field::LogFilePath, "/var/log/x.log");
-        let mut out = Vec::new();
+        let mut out = bytes::BytesMut::new();
         let mut doc = ObjectWriter::splice(&mut out, record.as_bytes(), &scan.top);
         fields.write(&mut doc, &scan.top);
         doc.finish();
-        let text = String::from_utf8(out).unwrap();
+        let text = String::from_utf8(out.to_vec()).unwrap();
         prop_assert!(text.starts_with(&record[..record.len() - 1]));
 
         let before = leaves(&record);

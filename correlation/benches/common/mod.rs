@@ -2,6 +2,7 @@
 
 pub mod records;
 
+use bytes::BytesMut;
 use hindsight_correlation::ecs::{AddedFields, Layouts};
 use hindsight_correlation::extract::FieldSet;
 use hindsight_correlation::json::ObjectWriter;
@@ -52,7 +53,7 @@ pub fn request_lines(ids: usize, interleaved: usize) -> (Vec<String>, Vec<(u32, 
 /// What the agent's record builder does with a line: scan it, then write the document
 /// with its ECS fields spliced in, into `out` (cleared first). False when it is not a
 /// JSON object.
-pub fn splice(fields: &FieldSet, line: &[u8], layouts: &mut Layouts, out: &mut Vec<u8>) -> bool {
+pub fn splice(fields: &FieldSet, line: &[u8], layouts: &mut Layouts, out: &mut BytesMut) -> bool {
     let Ok(scan) = fields.scan(line) else {
         return false;
     };

@@ -29,11 +29,11 @@ fn normalise(line: &str) -> (serde_json::Value, String) {
     let scan = FieldSet::default().scan(line.as_bytes()).unwrap();
     let mut fields = AddedFields::new();
     scan.extracted.add_ecs_fields(&mut fields);
-    let mut out = Vec::new();
+    let mut out = bytes::BytesMut::new();
     let mut doc = ObjectWriter::splice(&mut out, line.as_bytes(), &scan.top);
     fields.write(&mut doc, &scan.top);
     doc.finish();
-    let text = String::from_utf8(out).unwrap();
+    let text = String::from_utf8(out.to_vec()).unwrap();
     assert!(
         text.starts_with(&line[..line.len() - 1]),
         "original bytes kept"
