@@ -275,8 +275,9 @@ pub struct RecordBuilder {
 /// from the files input.
 const DOCUMENT_CHUNK: usize = 64 * 1024;
 
-/// The room a document starts in: a new chunk is begun when less is left. A larger
-/// document still fits (the chunk grows once, copying what was written of it).
+/// The room a document needs beyond its line for the added fields: a new chunk is begun
+/// when less is left. A document that outgrows it still fits: the chunk is reallocated,
+/// copying what was written of the document.
 const DOCUMENT_ROOM: usize = 4 * 1024;
 
 /// How many request id ↔ trace id pairs from the proxy are remembered.
@@ -457,8 +458,9 @@ impl RecordBuilder {
         };
         Built::Document(BuiltRecord {
             record: LogRecord {
-                // The scan made raw newlines spaces; every added value is escaped.
-                doc: Document::from_one_line(self.take_document()),
+                // `ObjectWriter::splice` made the raw newlines the scan found spaces, a
+                // wrapped line is escaped, and so is every added value.
+                doc: Document::from_one_line_unchecked(self.take_document()),
                 timestamp_millis: timestamp.millis(),
                 ack: event.ack,
             },
@@ -476,9 +478,10 @@ impl RecordBuilder {
     /// Makes room for a document of a line of `line_len` bytes at the end of the current
     /// chunk, or starts a new chunk; the old one lives on in the records cut from it.
     fn begin_document(&mut self, line_len: usize) {
-        // Nothing is left over from a document that was not taken (a held line).
+        // Every document written is taken, and a held line returns before one is begun;
+        // clearing keeps it so should that change.
         self.documents.clear();
-        let room = DOCUMENT_ROOM.max(2 * line_len);
+        let room = line_len + DOCUMENT_ROOM;
         if self.documents.capacity() < room {
             self.documents = BytesMut::with_capacity(DOCUMENT_CHUNK.max(room));
         }
@@ -814,6 +817,28 @@ mod tests {
         let (value, _, outcome) = build(b"{\"msg\":\n\"ok\",\r\n\"n\":[1,\n2]}", false);
         assert_eq!(outcome.wrapped, None);
         assert_eq!((&value["msg"], &value["n"]), (&json!("ok"), &json!([1, 2])));
+    }
+
+    #[test]
+    fn documents_cut_from_one_chunk_equal_those_built_alone() {
+        // Short lines, lines that grow six-fold when wrapped and escaped, and lines
+        // longer than a chunk, so that documents start new chunks and outgrow them.
+        let control = "\u{1}".repeat(3_000);
+        let long = format!(r#"{{"msg":"{}"}}"#, "x".repeat(70_000));
+        let lines: Vec<&[u8]> = vec![
+            br#"{"msg":"short"}"#,
+            control.as_bytes(),
+            long.as_bytes(),
+            b"not json",
+            br#"{"msg":"after"}"#,
+        ];
+        let mut shared = builder();
+        for round in 0..40 {
+            let line = lines[round % lines.len()];
+            let cut = shared.build(event(line, false)).record.doc;
+            let alone = builder().build(event(line, false)).record.doc;
+            assert!(cut == alone, "round {round}: documents differ");
+        }
     }
 
     #[test]

@@ -266,7 +266,7 @@ pub fn json_string(value: &str) -> String {
     let mut out = BytesMut::with_capacity(value.len() + 2);
     write_str(&mut out, value);
     // Escaping UTF-8 text keeps it UTF-8, so the lossy branch never changes anything.
-    match String::from_utf8(out.to_vec()) {
+    match String::from_utf8(Vec::from(out)) {
         Ok(text) => text,
         Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
     }
@@ -375,6 +375,7 @@ mod tests {
         // Without one, the bytes are kept as they are.
         assert_eq!(splice(b"{\"a\":\t1}", &[]), "{\"a\":\t1}");
     }
+
     #[test]
     fn finds_preferred_time_field_and_roots() {
         let line =

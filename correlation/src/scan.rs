@@ -23,9 +23,9 @@ fn length_bit(segment: &str) -> u64 {
 /// A segment's first 7 bytes (little-endian) and its length in one word: equal tags mean
 /// equal names for names of up to 7 bytes.
 ///
-/// Every key of every record is tagged, so the bytes are gathered with at most two
-/// loads instead of a loop: two overlapping ones for 4 to 7 bytes (the overlap holds the
-/// same bytes at the same places), and three single bytes below that.
+/// Every key of every record is tagged, so the bytes are gathered without a loop: one
+/// load for 8 bytes or more, two overlapping ones for 4 to 7 (the overlap holds the same
+/// bytes at the same places), three single bytes below that.
 fn tag(segment: &str) -> u64 {
     let bytes = segment.as_bytes();
     let len = bytes.len();

@@ -60,7 +60,7 @@ impl Timestamp {
         let mut out = BytesMut::with_capacity(40);
         self.write_rfc3339(&mut out);
         // Only ASCII digits and separators are written.
-        String::from_utf8(out.to_vec()).unwrap_or_default()
+        String::from_utf8(Vec::from(out)).unwrap_or_default()
     }
 
     /// Appends [`Timestamp::to_rfc3339`]'s text to `out` without allocating: this runs

@@ -64,7 +64,7 @@ fn records(documents: &[(Bytes, i64)]) -> Vec<LogRecord> {
     documents
         .iter()
         .map(|(doc, millis)| LogRecord {
-            doc: Document::from_one_line(doc.clone()),
+            doc: Document::from_one_line_unchecked(doc.clone()),
             timestamp_millis: *millis,
             ack: Ack::none(),
         })

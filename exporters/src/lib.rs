@@ -26,8 +26,8 @@ pub struct LogRecord {
     pub ack: ack::Ack,
 }
 
-/// A JSON document that is one NDJSON line: it holds no raw newline (`\n`), trailing or
-/// not, so a sink can write it between newlines as it is.
+/// A document that is one NDJSON line: it holds no raw newline (`\n`), trailing or not,
+/// so a sink can write it between newlines as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Document(Bytes);
 
@@ -47,9 +47,11 @@ impl Document {
     }
 
     /// `doc` from a producer that writes no raw newline by construction, such as the
-    /// agent's record builder (its JSON scan turns any into a space), so that the line is
-    /// not searched again here. Checked in debug builds.
-    pub fn from_one_line(doc: Bytes) -> Self {
+    /// agent's record builder, so that the document is not searched again here.
+    ///
+    /// Checked in debug builds only. A raw newline let through in a release build splits
+    /// the document in the bulk request, and the cluster rejects the lines after it.
+    pub fn from_one_line_unchecked(doc: Bytes) -> Self {
         debug_assert!(
             memchr::memchr(b'\n', &doc).is_none(),
             "a document said to be one line has a raw newline"
@@ -68,5 +70,26 @@ impl Deref for Document {
 
     fn deref(&self) -> &[u8] {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_makes_raw_newlines_spaces_and_copies_only_then() {
+        let one_line = Bytes::from_static(b"{\"a\":1}");
+        let kept = Document::new(one_line.clone());
+        assert_eq!(kept.bytes().as_ptr(), one_line.as_ptr(), "not copied");
+        let fixed = Document::new(Bytes::from_static(b"\n{\"a\":\n1}\n"));
+        assert_eq!(&fixed[..], b" {\"a\": 1} ");
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "raw newline")]
+    fn an_unchecked_document_with_a_newline_fails_in_debug_builds() {
+        Document::from_one_line_unchecked(Bytes::from_static(b"{}\n"));
     }
 }

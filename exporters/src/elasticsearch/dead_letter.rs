@@ -155,7 +155,7 @@ mod tests {
             &[
                 letter(br#"{"n": "abc"}"#),
                 letter(b"not json \xff"),
-                letter(b"{\"a\":\n1}"),
+                letter(b"{\"a\": 1}"),
             ],
             "2026-11-23T10:00:00.000Z",
         );

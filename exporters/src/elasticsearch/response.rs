@@ -161,8 +161,9 @@ pub(crate) fn parse_bulk_response(
 
 /// True when a compact bulk response starts `{"errors":false` (what `filter_path` leaves)
 /// or `{"took":12,"errors":false` (from a server that ignores `filter_path`) and ends its
-/// item list and object (`]}`), so it was not cut short. Skipping the items this way saved 3.7 % of the agent's instructions, which
-/// serde spent walking a status per document; any other shape is read in full.
+/// item list and object (`]}`), so it was not cut short. Any other shape is read in full.
+/// Skipping the items this way saved 3.7 % of the agent's instructions, which serde spent
+/// walking a status per document.
 fn says_all_stored(body: &[u8]) -> bool {
     let Some(members) = body.strip_prefix(b"{") else {
         return false;
