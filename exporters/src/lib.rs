@@ -58,11 +58,6 @@ impl Document {
         );
         Document(doc)
     }
-
-    /// The document's bytes.
-    pub fn bytes(&self) -> &Bytes {
-        &self.0
-    }
 }
 
 impl Deref for Document {
@@ -81,7 +76,7 @@ mod tests {
     fn new_makes_raw_newlines_spaces_and_copies_only_then() {
         let one_line = Bytes::from_static(b"{\"a\":1}");
         let kept = Document::new(one_line.clone());
-        assert_eq!(kept.bytes().as_ptr(), one_line.as_ptr(), "not copied");
+        assert_eq!(kept.as_ptr(), one_line.as_ptr(), "not copied");
         let fixed = Document::new(Bytes::from_static(b"\n{\"a\":\n1}\n"));
         assert_eq!(&fixed[..], b" {\"a\": 1} ");
     }
