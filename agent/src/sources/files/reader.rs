@@ -26,6 +26,10 @@ pub(crate) const READ_CHUNK: usize = 256 * 1024;
 /// do not pin a whole chunk in memory while they travel to the sink.
 const COPY_BELOW: usize = READ_CHUNK / 4;
 
+/// Records a batch makes room for at once (the default batch limit is 1,000), so that
+/// filling it does not grow its vector ten times over, copying as it goes.
+const RECORDS_RESERVED: usize = 1024;
+
 /// The read buffer shared by all files of a source.
 #[derive(Debug)]
 pub(crate) struct Scratch(BytesMut);
@@ -124,7 +128,10 @@ impl FileReader {
         limits: Limits,
         scratch: &mut Scratch,
     ) -> io::Result<Batch> {
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            records: Vec::with_capacity(limits.max_events.min(RECORDS_RESERVED)),
+            ..Batch::default()
+        };
         let mut record_bytes = 0;
         while batch.records.len() < limits.max_events && record_bytes < limits.max_bytes {
             if self.buf.is_empty() {
