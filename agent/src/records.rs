@@ -515,7 +515,7 @@ impl Identity<'_> {
 fn identify<'a>(
     pairs: &'a IdPairs,
     extracted: &'a Extracted<'_>,
-    added: &mut AddedFields<'_>,
+    added: &mut AddedFields<'a>,
 ) -> Identity<'a> {
     match (&extracted.request_id, extracted.trace_id) {
         (Some(request_id), trace_id) => {
@@ -528,7 +528,7 @@ fn identify<'a>(
         }
         (None, Some(trace_id)) => match pairs.request_of(trace_id) {
             Some(request_id) => {
-                added.push(Field::HttpRequestId, request_id.to_owned());
+                added.push(Field::HttpRequestId, request_id);
                 Identity::Request(request_id)
             }
             None => Identity::Trace(trace_id),
@@ -546,17 +546,11 @@ fn runtime_time(event: &LogEvent) -> Option<Timestamp> {
 /// The agent's own fields: Kubernetes identity, host, file and stream.
 fn add_agent_fields<'e>(added: &mut AddedFields<'e>, event: &'e LogEvent, host_name_json: &'e str) {
     for (field, json) in event.origin.fields_json() {
-        added.push(field, FieldValue::Json(Cow::Borrowed(json)));
+        added.push(field, FieldValue::Json(json));
     }
-    added.push(
-        Field::HostName,
-        FieldValue::Json(Cow::Borrowed(host_name_json)),
-    );
+    added.push(Field::HostName, FieldValue::Json(host_name_json));
     if let Some(stream) = event.stream {
-        added.push(
-            Field::Stream,
-            FieldValue::Json(Cow::Borrowed(stream.as_json())),
-        );
+        added.push(Field::Stream, FieldValue::Json(stream.as_json()));
     }
 }
 

@@ -34,7 +34,6 @@
 //! ```
 
 use bytes::{BufMut, BytesMut};
-use std::borrow::Cow;
 
 use crate::ids::{SpanId, TraceId};
 use crate::json::{write_str, ObjectWriter, RootUse, TopLevel, AGENT_PATHS, AGENT_ROOTS};
@@ -198,11 +197,12 @@ impl Field {
     }
 }
 
-/// A value to add.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A value to add. Text is borrowed (from the record, its scan or the agent), so a value
+/// needs no dropping: the per-record set of them is built and discarded for free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldValue<'v> {
     /// A string (escaped when written).
-    Str(Cow<'v, str>),
+    Str(&'v str),
     /// A non-negative integer.
     U64(u64),
     /// A trace id, written as a 32-digit hex string.
@@ -213,18 +213,12 @@ pub enum FieldValue<'v> {
     Time(Timestamp),
     /// Text that already is a JSON value, written as it is: a string quoted and escaped
     /// once ([`crate::json::json_string`]) for the many records that carry it.
-    Json(Cow<'v, str>),
+    Json(&'v str),
 }
 
 impl<'v> From<&'v str> for FieldValue<'v> {
     fn from(text: &'v str) -> Self {
-        FieldValue::Str(Cow::Borrowed(text))
-    }
-}
-
-impl From<String> for FieldValue<'_> {
-    fn from(text: String) -> Self {
-        FieldValue::Str(Cow::Owned(text))
+        FieldValue::Str(text)
     }
 }
 
@@ -631,7 +625,7 @@ mod tests {
     fn push_replaces_and_strings_are_escaped() {
         let text = write("{}", |fields| {
             fields.push(Field::HttpRequestId, "first");
-            fields.push(Field::HttpRequestId, String::from("a\"b"));
+            fields.push(Field::HttpRequestId, "a\"b");
         });
         assert_eq!(text, r#"{"http":{"request":{"id":"a\"b"}}}"#);
     }

@@ -400,24 +400,15 @@ impl<'a> Extracted<'a> {
             fields.push(Field::SpanId, FieldValue::SpanId(span_id));
         }
         if let Some(request_id) = &self.request_id {
-            fields.push(
-                Field::HttpRequestId,
-                FieldValue::Str(Cow::Borrowed(request_id)),
-            );
+            fields.push(Field::HttpRequestId, FieldValue::Str(request_id));
         }
         if let Some(correlation_id) = &self.correlation_id {
             if self.request_id.as_deref() != Some(&**correlation_id) {
-                fields.push(
-                    Field::LabelsCorrelationId,
-                    FieldValue::Str(Cow::Borrowed(correlation_id)),
-                );
+                fields.push(Field::LabelsCorrelationId, FieldValue::Str(correlation_id));
             }
         }
         if let Some(level) = self.level {
-            fields.push(
-                Field::LogLevel,
-                FieldValue::Str(Cow::Borrowed(level.as_str())),
-            );
+            fields.push(Field::LogLevel, FieldValue::Str(level.as_str()));
         }
     }
 
