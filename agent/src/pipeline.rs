@@ -601,7 +601,7 @@ impl Outlet<Held> for StageOutlet<'_> {
         self.metrics.count_discarded(reason);
         if reason.is_deliberate() {
             match record {
-                Held::Raw(raw) => raw.settle(),
+                Held::Raw(raw) => self.builder.settle_held(raw),
                 Held::Built(record) => record.ack.delivered(),
             }
         }
