@@ -349,8 +349,11 @@ impl Pipeline {
     }
 
     fn accept(&mut self, batch: Vec<LogEvent>, out: &mut Vec<LogRecord>) {
-        // Most events become a record now; growing `out` one doubling at a time copied it.
-        out.reserve(batch.len());
+        if self.fingers.is_none() {
+            // Every event becomes a record now; growing `out` a doubling at a time copied it.
+            // (With fingers-crossed most are held, and this would mostly be wasted.)
+            out.reserve(batch.len());
+        }
         let now = Instant::now();
         let mut bytes = 0u64;
         let count = batch.len() as u64;
@@ -537,6 +540,11 @@ impl FingersStage {
         let mut outlet = StageOutlet::new(out, builder, &self.metrics);
         self.buffer.tick(now, &mut outlet);
         self.update_gauges();
+        if self.buffer.stats().held_records == 0 {
+            // Nothing is held once traffic stops: the recycled line buffers go too, so the
+            // idle trim can hand their pages back.
+            builder.release_held_line_buffers();
+        }
     }
 
     /// At shutdown, held records leave unsettled: their lines are read again after restart.

@@ -197,8 +197,9 @@ impl Field {
     }
 }
 
-/// A value to add. Text is borrowed (from the record, its scan or the agent), so a value
-/// needs no dropping: the per-record set of them is built and discarded for free.
+/// A value to add. Text is borrowed (from the record, its scan, the proxy's id pairs or
+/// the agent), so a value needs no dropping: the per-record set of them is built and
+/// discarded for free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldValue<'v> {
     /// A string (escaped when written).
