@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Instructions the agent runs to ship a bench corpus to the bench's bulk sink, counted by
+# valgrind's cachegrind (release build, default pipeline, no gzip). On a small shared
+# machine CPU time moves by ±10 % from run to run; an instruction count does not, so it
+# shows a change of 1 % in the hot path. It is not CPU time: memory traffic can hide a cut
+# (see docs/ARCHITECTURE.md, "Where the CPU goes"), so confirm with alternating timed runs.
+#
+#   scripts/instructions.sh                  # this tree's release agent, 200,000 lines
+#   scripts/instructions.sh BINARY [LINES]   # another build (e.g. a copy of an older one)
+#
+# Prints the count; cachegrind's per-function file is left for cg_annotate in
+# $HINDSIGHT_CACHE_DIR/instructions/cachegrind.out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+cargo build --release --locked -p hindsight -p hindsight-bench >&2
+bin="$CARGO_TARGET_DIR/release"
+agent="${1:-$bin/hindsight}"
+lines="${2:-200000}"
+work="$HINDSIGHT_CACHE_DIR/instructions"
+corpus="$work/corpus-$lines"
+mkdir -p "$work"
+[ -d "$corpus" ] || "$bin/corpus" --root "$corpus" --lines "$lines" >/dev/null
+total=$(cat "$corpus"/var/log/pods/*/*/*.log | wc -l)
+rm -rf "$work/data"
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$bin/bulk-sink" --listen 127.0.0.1:0 --validate-every 0 --threads 1 >"$work/sink.out" &
+pids+=($!)
+for _ in $(seq 50); do grep -q listening "$work/sink.out" && break; sleep 0.1; done
+sink=$(sed -n 's/^listening //p' "$work/sink.out")
+[ -n "$sink" ] || { echo "the bulk sink did not start" >&2; exit 1; }
+
+cat >"$work/agent.toml" <<TOML
+data_dir = "$work/data"
+host_name = "bench-node"
+[log]
+level = "warn"
+[admin]
+address = "127.0.0.1:0"
+[inputs.files]
+include = ["$corpus/var/log/pods/*/*/*.log"]
+[outputs.elasticsearch]
+endpoints = ["$sink"]
+index = "bench-hindsight"
+compression = "none"
+[outputs.elasticsearch.template]
+install = false
+name = "bench-hindsight"
+TOML
+
+valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$work/cachegrind.out" \
+  "$agent" run --config "$work/agent.toml" 2>"$work/agent.err" &
+agent_pid=$!
+pids+=("$agent_pid")
+docs=0
+while [ "$docs" -lt "$total" ]; do
+  kill -0 "$agent_pid" 2>/dev/null || { echo "the agent exited; see $work/agent.err" >&2; exit 1; }
+  sleep 0.5
+  docs=$(curl -s "$sink/_bench/stats" | grep -o '"docs":[0-9]*' | cut -d: -f2 || true)
+  docs=${docs:-0}
+done
+kill -INT "$agent_pid"
+wait "$agent_pid" 2>/dev/null || true
+count=$(sed -n 's/.*I *refs: *//p' "$work/agent.err" | tr -d ,)
+[ -n "$count" ] || { echo "no instruction count in $work/agent.err" >&2; exit 1; }
+echo "$count instructions for $total lines ($((count / total)) a line): $agent"
