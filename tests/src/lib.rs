@@ -17,6 +17,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+/// How long a search waits for a just-created index's shard to start.
+const SHARD_START: Duration = Duration::from_secs(10);
+
 /// The OpenSearch the tests use: `HINDSIGHT_TEST_OPENSEARCH`, default `http://127.0.0.1:9200`.
 pub fn opensearch_url() -> String {
     std::env::var("HINDSIGHT_TEST_OPENSEARCH")
@@ -80,22 +83,32 @@ impl OpenSearch {
     }
 
     /// Runs a search body against `index` and returns the response.
+    ///
+    /// An index the agent has just created answers 503 ("all shards failed") until its
+    /// shard has started; that is waited out for up to [`SHARD_START`], anything else fails.
     pub async fn search(&self, index: &str, body: Value) -> Value {
-        self.refresh(index).await;
-        let response = self
-            .http
-            .post(format!(
-                "{}/{index}/_search?ignore_unavailable=true&allow_no_indices=true",
-                self.url
-            ))
-            .json(&body)
-            .send()
-            .await
-            .expect("search request");
-        let status = response.status();
-        let value: Value = response.json().await.expect("search response is JSON");
-        assert!(status.is_success(), "search failed: {status} {value}");
-        value
+        let deadline = Instant::now() + SHARD_START;
+        loop {
+            self.refresh(index).await;
+            let response = self
+                .http
+                .post(format!(
+                    "{}/{index}/_search?ignore_unavailable=true&allow_no_indices=true",
+                    self.url
+                ))
+                .json(&body)
+                .send()
+                .await
+                .expect("search request");
+            let status = response.status();
+            let value: Value = response.json().await.expect("search response is JSON");
+            if status == reqwest::StatusCode::SERVICE_UNAVAILABLE && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            assert!(status.is_success(), "search failed: {status} {value}");
+            return value;
+        }
     }
 
     /// Counts documents in `index` matching `query`.
