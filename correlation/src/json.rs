@@ -199,11 +199,7 @@ impl<'o> ObjectWriter<'o> {
         let start = out.len();
         out.extend_from_slice(body);
         if top.raw_newline {
-            for byte in &mut out[start..] {
-                if *byte == b'\n' {
-                    *byte = b' ';
-                }
-            }
+            newlines_to_spaces(&mut out[start..]);
         }
         ObjectWriter {
             out,
@@ -258,6 +254,16 @@ impl<'o> ObjectWriter<'o> {
     /// Closes the object.
     pub fn finish(self) {
         self.out.put_u8(b'}');
+    }
+}
+
+/// Turns every raw newline in `text` into a space. In JSON a raw newline can only be
+/// whitespace between tokens, so the text means the same and becomes one NDJSON line.
+pub fn newlines_to_spaces(text: &mut [u8]) {
+    for byte in text {
+        if *byte == b'\n' {
+            *byte = b' ';
+        }
     }
 }
 

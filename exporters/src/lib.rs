@@ -39,10 +39,8 @@ impl Document {
         if memchr::memchr(b'\n', &doc).is_none() {
             return Document(doc);
         }
-        let one_line: Vec<u8> = doc
-            .iter()
-            .map(|&byte| if byte == b'\n' { b' ' } else { byte })
-            .collect();
+        let mut one_line = doc.to_vec();
+        hindsight_correlation::json::newlines_to_spaces(&mut one_line);
         Document(Bytes::from(one_line))
     }
 
