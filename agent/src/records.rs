@@ -249,12 +249,6 @@ impl RawRecord {
     pub fn line_len(&self) -> usize {
         self.line.len()
     }
-
-    /// Settles it as deliberately dropped, its buffer back in `pool`.
-    pub fn settle(self, pool: &mut LinePool) {
-        self.ack.delivered();
-        pool.give(self.line);
-    }
 }
 
 /// Buffers for held lines, recycled by capacity in steps of 32 bytes up to 2 KiB, and at
@@ -388,7 +382,8 @@ impl RecordBuilder {
 
     /// Settles a held line that is deliberately dropped, keeping its buffer for the next.
     pub fn settle_held(&mut self, raw: RawRecord) {
-        raw.settle(&mut self.held_lines);
+        raw.ack.delivered();
+        self.held_lines.give(raw.line);
     }
 
     /// Frees the recycled buffers of held lines (when nothing is held any more).
