@@ -335,6 +335,70 @@ async fn numeric_and_word_levels_share_an_index() {
     opensearch.cleanup(&prefix).await;
 }
 
+/// Services that write their time as epoch numbers (pino, zap) and as RFC 3339 text
+/// (logrus) share an index: the template maps the applications' own time fields as
+/// keywords, and every document gets its normalised `@timestamp`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epoch_and_text_times_share_an_index() {
+    let opensearch = opensearch().await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let prefix = unique_prefix("times");
+    let index = format!("{prefix}-*");
+    let mut writer = LogWriter::create(&pods_file(work.path()));
+    // Numbers first, in the same bulk request: with dynamic mapping `time` would become a
+    // long (or `ts` a float) and the text times would be rejected.
+    for line in [
+        r#"{"seq":1,"time":1714564800123,"msg":"pino"}"#,
+        r#"{"seq":2,"time":"2024-05-01T12:00:00.124Z","msg":"logrus"}"#,
+        r#"{"seq":3,"ts":1714564800.125,"timestamp":1714564800126,"msg":"zap"}"#,
+        r#"{"seq":4,"ts":"2024-05-01T12:00:00.127Z","timestamp":"2024-05-01T12:00:00.127Z","msg":"text"}"#,
+        r#"{"seq":5,"@t":"2024-05-01T12:00:00.128Z","t":1714564800128,"msg":"serilog"}"#,
+        r#"{"seq":6,"@t":1714564800129,"t":"2024-05-01T12:00:00.129Z","msg":"reversed"}"#,
+    ] {
+        writer.write(cri_line("stdout", line).as_bytes());
+    }
+    let agent = Agent::start(
+        work.path(),
+        &AgentSetup {
+            include: include_all(work.path()),
+            endpoint: opensearch.url.clone(),
+            prefix: prefix.clone(),
+            ..AgentSetup::default()
+        },
+    );
+    assert_eq!(
+        opensearch.wait_for_count(&index, 6, WAIT).await,
+        6,
+        "log:\n{}",
+        agent.log_tail()
+    );
+    assert!(
+        !agent
+            .data_dir
+            .join("dead-letter/elasticsearch.ndjson")
+            .exists(),
+        "nothing is dead-lettered"
+    );
+    let times = opensearch
+        .count(
+            &index,
+            json!({"terms": {"time": ["1714564800123", "2024-05-01T12:00:00.124Z"]}}),
+        )
+        .await;
+    assert_eq!(times, 2, "both kinds are searchable as keywords");
+    let normalised = opensearch
+        .count(
+            &index,
+            json!({"range": {"@timestamp": {
+                "gte": "2024-05-01T12:00:00.123Z",
+                "lte": "2024-05-01T12:00:00.129Z"
+            }}}),
+        )
+        .await;
+    assert_eq!(normalised, 6, "every record's time became its @timestamp");
+    opensearch.cleanup(&prefix).await;
+}
+
 /// A document OpenSearch rejects (a mapping conflict) goes to the dead-letter file with
 /// its reason; the records around it are delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

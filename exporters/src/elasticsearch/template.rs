@@ -50,6 +50,15 @@ pub(crate) fn template_body(pattern: &str, data_stream: bool) -> Value {
                     "lvl": keyword(),
                     "levelname": keyword(),
                     "@l": keyword(),
+                    // The same for their own time fields (the spellings the agent reads
+                    // times from, `@timestamp` aside): pino writes epoch milliseconds, zap
+                    // epoch seconds, logrus RFC 3339 text. The normalised time is always
+                    // `@timestamp`; these stay as written, searchable as exact values.
+                    "time": keyword(),
+                    "timestamp": keyword(),
+                    "ts": keyword(),
+                    "@t": keyword(),
+                    "t": keyword(),
                 }
             }
         },
@@ -93,6 +102,11 @@ mod tests {
             "/lvl",
             "/levelname",
             "/@l",
+            "/time",
+            "/timestamp",
+            "/ts",
+            "/@t",
+            "/t",
             "/host/properties/name",
             "/stream",
             "/tags",
