@@ -423,7 +423,8 @@ impl RecordBuilder {
         // Only a record that may be held needs its key as an owned value.
         let keyed = hold.is_some();
         let mut outcome = BuildOutcome::default();
-        let line: Cow<'_, str> = match std::str::from_utf8(&event.line) {
+        // SIMD validation: every line is checked, and almost every line is valid.
+        let line: Cow<'_, str> = match simdutf8::basic::from_utf8(&event.line) {
             Ok(text) => Cow::Borrowed(text),
             Err(_) => {
                 outcome.invalid_utf8 = true;
