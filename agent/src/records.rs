@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use hindsight_correlation::ecs::{AddedFields, Field, FieldValue, Layouts};
+use hindsight_correlation::ecs::{AddedFields, Field, FieldValue, Layouts, RenderedTail};
 use hindsight_correlation::extract::{Extracted, FieldSet};
 use hindsight_correlation::fingers_crossed::SampleKey;
 use hindsight_correlation::id_pairs::IdPairs;
@@ -325,6 +325,54 @@ pub struct RecordBuilder {
     documents: BytesMut,
     /// Buffers for the lines fingers-crossed holds.
     held_lines: LinePool,
+    /// The agent's fields of the file and stream met last.
+    tail: Option<OriginTail>,
+}
+
+/// The agent's fields that are the same for every line of one file and stream
+/// (`kubernetes.*`, `host.name`, `stream`), rendered once; kept for the file and stream
+/// met last, as lines come in runs from one file.
+#[derive(Debug)]
+struct OriginTail {
+    /// Held, so that no other origin can be made at the address compared.
+    origin: Arc<Origin>,
+    stream: Option<Stream>,
+    rendered: RenderedTail,
+}
+
+impl OriginTail {
+    /// The rendered tail for `event`'s file and stream, from `cache` or made into it.
+    fn of<'c>(
+        cache: &'c mut Option<OriginTail>,
+        event: &LogEvent,
+        host_name_json: &str,
+    ) -> &'c RenderedTail {
+        let current = cache.as_ref().is_some_and(|tail| {
+            Arc::ptr_eq(&tail.origin, &event.origin) && tail.stream == event.stream
+        });
+        if !current {
+            *cache = None;
+        }
+        let tail = cache.get_or_insert_with(|| {
+            let mut values: Vec<(Field, Box<str>)> = event
+                .origin
+                .fields_json()
+                .filter(|(field, _)| RenderedTail::takes(*field))
+                .map(|(field, json)| (field, json.into()))
+                .collect();
+            values.push((Field::HostName, host_name_json.into()));
+            if let Some(stream) = event.stream {
+                values.push((Field::Stream, stream.as_json().into()));
+            }
+            OriginTail {
+                origin: event.origin.clone(),
+                stream: event.stream,
+                // Kubernetes, host and stream fields all belong in a tail.
+                rendered: RenderedTail::new(values).unwrap_or_default(),
+            }
+        });
+        &tail.rendered
+    }
 }
 
 /// The size of the chunks documents are cut from: a few hundred records, about one batch
@@ -355,6 +403,7 @@ impl RecordBuilder {
             layouts: Layouts::default(),
             documents: BytesMut::new(),
             held_lines: LinePool::default(),
+            tail: None,
         }
     }
 
@@ -492,9 +541,10 @@ impl RecordBuilder {
                 if let Some(delta) = delta {
                     delta.add_ecs_fields(&mut added);
                 }
-                add_agent_fields(&mut added, &event, &self.host_name_json);
+                add_own_origin_fields(&mut added, &event);
+                let tail = OriginTail::of(&mut self.tail, &event, &self.host_name_json);
                 let mut doc = ObjectWriter::splice(&mut self.documents, line.as_bytes(), &scan.top);
-                added.write_with(&mut doc, &scan.top, &mut self.layouts);
+                added.write_with_tail(&mut doc, &scan.top, &mut self.layouts, tail);
                 doc.finish();
                 (time, key, extracted.level)
             }
@@ -516,8 +566,9 @@ impl RecordBuilder {
                 doc.field_str("message", &line);
                 doc.key("tags")
                     .extend_from_slice(format!("[\"{}\"]", reason.tag()).as_bytes());
-                add_agent_fields(&mut added, &event, &self.host_name_json);
-                added.write_with(&mut doc, &TopLevel::default(), &mut self.layouts);
+                add_own_origin_fields(&mut added, &event);
+                let tail = OriginTail::of(&mut self.tail, &event, &self.host_name_json);
+                added.write_with_tail(&mut doc, &TopLevel::default(), &mut self.layouts, tail);
                 doc.finish();
                 (
                     time,
@@ -613,14 +664,13 @@ fn runtime_time(event: &LogEvent) -> Option<Timestamp> {
     parse_text(text)
 }
 
-/// The agent's own fields: Kubernetes identity, host, file and stream.
-fn add_agent_fields<'e>(added: &mut AddedFields<'e>, event: &'e LogEvent, host_name_json: &'e str) {
+/// The origin's fields that are not in its [`OriginTail`]: `log.file.path`, which shares
+/// its `log` object with the record's level.
+fn add_own_origin_fields<'e>(added: &mut AddedFields<'e>, event: &'e LogEvent) {
     for (field, json) in event.origin.fields_json() {
-        added.push(field, FieldValue::Json(json));
-    }
-    added.push(Field::HostName, FieldValue::Json(host_name_json));
-    if let Some(stream) = event.stream {
-        added.push(Field::Stream, FieldValue::Json(stream.as_json()));
+        if !RenderedTail::takes(field) {
+            added.push(field, FieldValue::Json(json));
+        }
     }
 }
 
@@ -720,6 +770,54 @@ mod tests {
         assert_eq!(value["kubernetes"]["container"]["id"], "id\n");
         assert_eq!(value["host"]["name"], "host \"h\"");
         assert_eq!(value["stream"], "stdout");
+    }
+
+    #[test]
+    fn each_record_gets_the_tail_of_its_own_file_and_stream() {
+        let other_origin = Arc::new(Origin::new(PathBuf::from("/var/log/other.log"), None));
+        let mut builder = builder();
+        let shapes = [
+            (None, Some(Stream::Stderr)),
+            (None, Some(Stream::Stdout)),
+            (Some(&other_origin), Some(Stream::Stdout)),
+            (Some(&other_origin), None),
+            (None, Some(Stream::Stderr)),
+        ];
+        for (origin, stream) in shapes {
+            // The third line's roots are its own: the tail is written field by field.
+            for line in [
+                &br#"{"msg":"x"}"#[..],
+                br#"not json"#,
+                br#"{"host":{"ip":"10.0.0.1"},"stream":7}"#,
+            ] {
+                let mut read = event(line, false);
+                if let Some(origin) = origin {
+                    read.origin = origin.clone();
+                }
+                read.stream = stream;
+                let built = builder.build(read);
+                let value: Value = serde_json::from_slice(&built.record.doc).expect("valid JSON");
+                let path = if origin.is_some() {
+                    "/var/log/other.log"
+                } else {
+                    "/var/log/pods/shop_cart-7d_0a1b/cart/0.log"
+                };
+                assert_eq!(value["log"]["file"]["path"], path);
+                let namespace = value.pointer("/kubernetes/namespace").cloned();
+                assert_eq!(namespace, origin.is_none().then(|| json!("shop")));
+                if line.starts_with(br#"{"host""#) {
+                    assert_eq!(value["host.name"], "node-1");
+                    assert_eq!(value["host"]["ip"], "10.0.0.1");
+                    assert_eq!(value["stream"], 7);
+                } else {
+                    assert_eq!(value["host"]["name"], "node-1");
+                    assert_eq!(
+                        value.get("stream"),
+                        stream.map(|s| json!(s.as_str())).as_ref()
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub const REQUEST_SINCE_PREVIOUS_MS: &str = "hindsight.request.since_previous_ms
 ///
 /// The variants are in the order fields are written: members of one object are
 /// neighbours, so a document is written in one pass without grouping at run time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Field {
     /// `@timestamp`.
@@ -351,6 +351,114 @@ impl<'v> AddedFields<'v> {
         layout.write(&self.values, out);
         *needs_comma |= kept != 0;
     }
+
+    /// [`AddedFields::write_with`], then the fields of `tail`: copied in one piece when
+    /// the original has none of their roots, else written one by one like the others.
+    /// The fields must all come before the tail's in [`Field`]'s order.
+    pub fn write_with_tail(
+        &self,
+        doc: &mut ObjectWriter<'_>,
+        top: &TopLevel<'_>,
+        layouts: &mut Layouts,
+        tail: &RenderedTail,
+    ) {
+        debug_assert!(
+            self.values[TAIL_FIRST as usize..]
+                .iter()
+                .all(Option::is_none),
+            "a field of the tail's range was pushed"
+        );
+        if tail.fits(top) {
+            self.write_with(doc, top, layouts);
+            if !tail.members.is_empty() {
+                let (out, needs_comma) = doc.parts();
+                if *needs_comma {
+                    out.put_u8(b',');
+                }
+                out.extend_from_slice(tail.members.as_bytes());
+                *needs_comma = true;
+            }
+        } else {
+            let mut all = self.clone();
+            for (field, json) in &tail.values {
+                all.push(*field, FieldValue::Json(json));
+            }
+            all.write_with(doc, top, layouts);
+        }
+    }
+}
+
+/// The first [`Field`] a [`RenderedTail`] may hold: the roots from here on (`kubernetes`,
+/// `host`, `stream`) come after every root of a record's own fields.
+const TAIL_FIRST: Field = Field::KubernetesNamespace;
+
+/// Added fields whose values many records share — the agent's `kubernetes.*`,
+/// `host.name` and `stream` of one file — rendered once as JSON members, so a record
+/// whose original has none of their roots copies them in one piece.
+///
+/// A tail holds only fields from `kubernetes.namespace` on in [`Field`]'s order, the
+/// last roots written; [`AddedFields::write_with_tail`] appends it after the record's
+/// other fields, so the document is the one [`AddedFields::write`] would give.
+#[derive(Debug, Clone, Default)]
+pub struct RenderedTail {
+    /// The fields and their values, as JSON, for records it does not fit.
+    values: Vec<(Field, Box<str>)>,
+    /// The members, as written into an empty object: no braces, no leading comma.
+    members: Box<str>,
+    /// [`AGENT_PATHS`] bits of the fields.
+    occupied_bits: u32,
+    /// [`AGENT_ROOTS`] bits of the fields.
+    roots: u16,
+}
+
+impl RenderedTail {
+    /// Renders `values` (each already-valid JSON). Fields before `kubernetes.namespace`
+    /// are refused, as the tail would then not come last.
+    pub fn new(values: Vec<(Field, Box<str>)>) -> Result<Self, Field> {
+        if let Some((early, _)) = values.iter().find(|(field, _)| !Self::takes(*field)) {
+            return Err(*early);
+        }
+        let mut fields = AddedFields::new();
+        let (mut occupied_bits, mut roots) = (0, 0);
+        for (field, json) in &values {
+            fields.push(*field, FieldValue::Json(json));
+            let spec = &SPECS[*field as usize];
+            occupied_bits |= spec.occupied_bit;
+            roots |= 1 << spec.root;
+        }
+        let mut out = BytesMut::new();
+        let mut doc = ObjectWriter::new(&mut out);
+        fields.write(&mut doc, &TopLevel::default());
+        // `{` + members; without `finish`, no closing brace.
+        let members = String::from_utf8_lossy(&out[1..]).into();
+        Ok(RenderedTail {
+            values,
+            members,
+            occupied_bits,
+            roots,
+        })
+    }
+
+    /// True when `field` belongs in a tail rather than with a record's own fields.
+    pub fn takes(field: Field) -> bool {
+        field >= TAIL_FIRST
+    }
+
+    /// True when the original (`top`) has none of the tail's roots or paths, so each
+    /// field is written whole, as in an empty object.
+    fn fits(&self, top: &TopLevel<'_>) -> bool {
+        if top.occupies_any(self.occupied_bits) {
+            return false;
+        }
+        let mut roots = self.roots;
+        while roots != 0 {
+            if top.root_at(roots.trailing_zeros() as usize) != RootUse::Absent {
+                return false;
+            }
+            roots &= roots - 1;
+        }
+        true
+    }
 }
 
 /// Compiled document shapes (see [`AddedFields::write_with`]). A workload has a handful
@@ -553,6 +661,77 @@ mod tests {
             }
         }
         assert_eq!(layouts.entries.len(), Layouts::CAPACITY);
+    }
+
+    #[test]
+    fn a_rendered_tail_writes_what_its_fields_written_one_by_one_write() {
+        let lines = [
+            r#"{"msg":"x"}"#,
+            r#"{}"#,
+            r#"{"kubernetes":{"node":"n"}}"#,
+            r#"{"host":"h","level":"info"}"#,
+            r#"{"stream":1}"#,
+            r#"{"kubernetes.namespace":"ns"}"#,
+            r#"{"host":{"name.x":"a"},"log":{"logger":"a"}}"#,
+        ];
+        let own = [Field::Timestamp, Field::LogLevel, Field::LogFilePath];
+        let tail_fields = [
+            Field::KubernetesNamespace,
+            Field::KubernetesPodName,
+            Field::KubernetesContainerName,
+            Field::HostName,
+            Field::Stream,
+        ];
+        let mut layouts = Layouts::default();
+        let mut copied = 0;
+        for line in lines {
+            let scan = FieldSet::default().scan(line.as_bytes()).expect("object");
+            for own_subset in 0..1u32 << own.len() {
+                for tail_subset in 0..1u32 << tail_fields.len() {
+                    let mut added = AddedFields::new();
+                    let mut everything = AddedFields::new();
+                    for (bit, field) in own.iter().enumerate() {
+                        if own_subset & 1 << bit != 0 {
+                            added.push(*field, "v\"");
+                            everything.push(*field, "v\"");
+                        }
+                    }
+                    let mut values = Vec::new();
+                    for (bit, field) in tail_fields.iter().enumerate() {
+                        if tail_subset & 1 << bit != 0 {
+                            everything.push(*field, FieldValue::Json("\"t\""));
+                            values.push((*field, "\"t\"".into()));
+                        }
+                    }
+                    let tail = RenderedTail::new(values).expect("tail fields");
+                    let full = tail_subset == (1 << tail_fields.len()) - 1;
+                    copied += usize::from(full && tail.fits(&scan.top));
+                    let mut expected = BytesMut::new();
+                    let mut doc = ObjectWriter::splice(&mut expected, line.as_bytes(), &scan.top);
+                    everything.write(&mut doc, &scan.top);
+                    doc.finish();
+                    let mut written = BytesMut::new();
+                    let mut doc = ObjectWriter::splice(&mut written, line.as_bytes(), &scan.top);
+                    added.write_with_tail(&mut doc, &scan.top, &mut layouts, &tail);
+                    doc.finish();
+                    assert_eq!(written, expected, "{line} {own_subset:#b} {tail_subset:#b}");
+                    serde_json::from_slice::<serde_json::Value>(&written).expect("valid JSON");
+                }
+            }
+        }
+        // The whole tail was copied on the lines without its roots (a literal
+        // `kubernetes.namespace` key is not one of the paths the agent tracks), and on
+        // no other line.
+        assert_eq!(copied, 3 * (1 << own.len()));
+    }
+
+    #[test]
+    fn a_tail_refuses_a_field_that_would_not_come_last() {
+        let values = vec![
+            (Field::HostName, "\"h\"".into()),
+            (Field::LogFilePath, "\"/p\"".into()),
+        ];
+        assert_eq!(RenderedTail::new(values).err(), Some(Field::LogFilePath));
     }
 
     #[test]
