@@ -532,8 +532,10 @@ impl<'a> Hits<'a> {
             Target::Level(rank) if self.better(LEVEL, rank) => {
                 let level = match scalar {
                     Scalar::Str(text) => Level::from_text(text),
-                    Scalar::U64(number) => Level::from_number(*number as f64),
-                    Scalar::I64(number) => Level::from_number(*number as f64),
+                    Scalar::U64(number) => {
+                        i64::try_from(*number).ok().and_then(Level::from_integer)
+                    }
+                    Scalar::I64(number) => Level::from_integer(*number),
                     Scalar::F64(number) => Level::from_number(*number),
                     _ => None,
                 };

@@ -111,10 +111,18 @@ impl Level {
     /// 7 debug) and pino/bunyan levels 10–60 (each decade one level: 10 trace … 60 fatal,
     /// so custom levels like 35 fall into the decade below). Other numbers are unknown.
     pub fn from_number(number: f64) -> Option<Level> {
-        if !number.is_finite() || number.fract() != 0.0 {
+        // A whole number survives the round trip through `i64` (which saturates); a
+        // fraction, NaN or infinity does not. Cheaper than `fract`, a libm call on x86-64.
+        let whole = number as i64;
+        if whole as f64 != number {
             return None;
         }
-        Some(match number as i64 {
+        Level::from_integer(whole)
+    }
+
+    /// [`Level::from_number`] for a number the record wrote as an integer.
+    pub fn from_integer(number: i64) -> Option<Level> {
+        Some(match number {
             0..=2 => Level::Fatal,
             3 => Level::Error,
             4 => Level::Warn,
@@ -227,9 +235,21 @@ mod tests {
             (-1.0, None),
             (30.5, None),
             (f64::NAN, None),
+            (f64::INFINITY, None),
+            (f64::NEG_INFINITY, None),
+            (1e300, None),
+            (9.3e18, None),
+            (-0.0, Some(Level::Fatal)),
         ];
         for (number, level) in expect {
             assert_eq!(Level::from_number(number), level, "{number}");
+        }
+        for number in [i64::MIN, -1, 0, 7, 8, 9, 10, 35, 69, 70, i64::MAX] {
+            assert_eq!(
+                Level::from_integer(number),
+                Level::from_number(number as f64),
+                "{number}"
+            );
         }
     }
 
