@@ -330,14 +330,14 @@ pub struct RecordBuilder {
 }
 
 /// The agent's fields that are the same for every line of one file and stream
-/// (`kubernetes.*`, `host.name`, `stream`), rendered once; kept for the file and stream
-/// met last, as lines come in runs from one file.
+/// (`kubernetes.*`, `host.name`, `stream`), rendered once for each stream of the file met
+/// last, as lines come in runs from one file and its streams interleave.
 #[derive(Debug)]
 struct OriginTail {
     /// Held, so that no other origin can be made at the address compared.
     origin: Arc<Origin>,
-    stream: Option<Stream>,
-    rendered: RenderedTail,
+    /// By stream: none, stdout, stderr.
+    by_stream: [Option<RenderedTail>; 3],
 }
 
 impl OriginTail {
@@ -347,13 +347,22 @@ impl OriginTail {
         event: &LogEvent,
         host_name_json: &str,
     ) -> &'c RenderedTail {
-        let current = cache.as_ref().is_some_and(|tail| {
-            Arc::ptr_eq(&tail.origin, &event.origin) && tail.stream == event.stream
-        });
-        if !current {
+        let same_origin = cache
+            .as_ref()
+            .is_some_and(|tail| Arc::ptr_eq(&tail.origin, &event.origin));
+        if !same_origin {
             *cache = None;
         }
-        let tail = cache.get_or_insert_with(|| {
+        let tail = cache.get_or_insert_with(|| OriginTail {
+            origin: event.origin.clone(),
+            by_stream: Default::default(),
+        });
+        let slot = match event.stream {
+            None => 0,
+            Some(Stream::Stdout) => 1,
+            Some(Stream::Stderr) => 2,
+        };
+        tail.by_stream[slot].get_or_insert_with(|| {
             let mut values: Vec<(Field, Box<str>)> = event
                 .origin
                 .fields_json()
@@ -364,14 +373,8 @@ impl OriginTail {
             if let Some(stream) = event.stream {
                 values.push((Field::Stream, stream.as_json().into()));
             }
-            OriginTail {
-                origin: event.origin.clone(),
-                stream: event.stream,
-                // Kubernetes, host and stream fields all belong in a tail.
-                rendered: RenderedTail::new(values).unwrap_or_default(),
-            }
-        });
-        &tail.rendered
+            RenderedTail::new(values).expect("Kubernetes, host and stream fields are tail fields")
+        })
     }
 }
 

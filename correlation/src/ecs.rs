@@ -353,8 +353,8 @@ impl<'v> AddedFields<'v> {
     }
 
     /// [`AddedFields::write_with`], then the fields of `tail`: copied in one piece when
-    /// the original has none of their roots, else written one by one like the others.
-    /// The fields must all come before the tail's in [`Field`]'s order.
+    /// the original has none of their roots, else written one by one like the others (as
+    /// also when a field of the tail's range was pushed here: it replaces the tail's).
     pub fn write_with_tail(
         &self,
         doc: &mut ObjectWriter<'_>,
@@ -362,26 +362,28 @@ impl<'v> AddedFields<'v> {
         layouts: &mut Layouts,
         tail: &RenderedTail,
     ) {
-        debug_assert!(
-            self.values[TAIL_FIRST as usize..]
-                .iter()
-                .all(Option::is_none),
-            "a field of the tail's range was pushed"
-        );
-        if tail.fits(top) {
+        let own_tail_fields = self.values[TAIL_FIRST as usize..]
+            .iter()
+            .any(Option::is_some);
+        if !own_tail_fields && tail.fits(top) {
             self.write_with(doc, top, layouts);
             if !tail.members.is_empty() {
                 let (out, needs_comma) = doc.parts();
                 if *needs_comma {
                     out.put_u8(b',');
                 }
-                out.extend_from_slice(tail.members.as_bytes());
+                out.extend_from_slice(&tail.members);
                 *needs_comma = true;
             }
         } else {
-            let mut all = self.clone();
+            let mut all = AddedFields::new();
             for (field, json) in &tail.values {
                 all.push(*field, FieldValue::Json(json));
+            }
+            for (slot, value) in all.values.iter_mut().zip(&self.values) {
+                if value.is_some() {
+                    *slot = *value;
+                }
             }
             all.write_with(doc, top, layouts);
         }
@@ -391,6 +393,25 @@ impl<'v> AddedFields<'v> {
 /// The first [`Field`] a [`RenderedTail`] may hold: the roots from here on (`kubernetes`,
 /// `host`, `stream`) come after every root of a record's own fields.
 const TAIL_FIRST: Field = Field::KubernetesNamespace;
+
+// A tail is appended after the other fields as whole objects: no field before
+// `TAIL_FIRST` may share a root with one from it on.
+const _: () = {
+    let mut own = 0;
+    while own < TAIL_FIRST as usize {
+        let mut tail = TAIL_FIRST as usize;
+        while tail < FIELD_COUNT {
+            assert!(SPECS[own].root != SPECS[tail].root);
+            tail += 1;
+        }
+        own += 1;
+    }
+};
+
+/// A field given to [`RenderedTail::new`] that is written before the tail's roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("`{}` comes before the tail's roots and cannot be part of a tail", SPECS[*.0 as usize].path)]
+pub struct NotATailField(pub Field);
 
 /// Added fields whose values many records share — the agent's `kubernetes.*`,
 /// `host.name` and `stream` of one file — rendered once as JSON members, so a record
@@ -404,7 +425,7 @@ pub struct RenderedTail {
     /// The fields and their values, as JSON, for records it does not fit.
     values: Vec<(Field, Box<str>)>,
     /// The members, as written into an empty object: no braces, no leading comma.
-    members: Box<str>,
+    members: Box<[u8]>,
     /// [`AGENT_PATHS`] bits of the fields.
     occupied_bits: u32,
     /// [`AGENT_ROOTS`] bits of the fields.
@@ -414,9 +435,9 @@ pub struct RenderedTail {
 impl RenderedTail {
     /// Renders `values` (each already-valid JSON). Fields before `kubernetes.namespace`
     /// are refused, as the tail would then not come last.
-    pub fn new(values: Vec<(Field, Box<str>)>) -> Result<Self, Field> {
+    pub fn new(values: Vec<(Field, Box<str>)>) -> Result<Self, NotATailField> {
         if let Some((early, _)) = values.iter().find(|(field, _)| !Self::takes(*field)) {
-            return Err(*early);
+            return Err(NotATailField(*early));
         }
         let mut fields = AddedFields::new();
         let (mut occupied_bits, mut roots) = (0, 0);
@@ -430,7 +451,7 @@ impl RenderedTail {
         let mut doc = ObjectWriter::new(&mut out);
         fields.write(&mut doc, &TopLevel::default());
         // `{` + members; without `finish`, no closing brace.
-        let members = String::from_utf8_lossy(&out[1..]).into();
+        let members = out[1..].into();
         Ok(RenderedTail {
             values,
             members,
@@ -726,12 +747,42 @@ mod tests {
     }
 
     #[test]
+    fn a_tail_field_pushed_with_the_record_replaces_the_tail_s() {
+        let tail = RenderedTail::new(vec![
+            (Field::HostName, "\"node\"".into()),
+            (Field::Stream, "\"stdout\"".into()),
+        ])
+        .expect("tail fields");
+        let mut added = AddedFields::new();
+        added.push(Field::LogLevel, "info");
+        added.push(Field::HostName, "own");
+        let mut out = BytesMut::new();
+        let mut doc = ObjectWriter::new(&mut out);
+        added.write_with_tail(
+            &mut doc,
+            &TopLevel::default(),
+            &mut Layouts::default(),
+            &tail,
+        );
+        doc.finish();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"log":{"level":"info"},"host":{"name":"own"},"stream":"stdout"}"#
+        );
+    }
+
+    #[test]
     fn a_tail_refuses_a_field_that_would_not_come_last() {
         let values = vec![
             (Field::HostName, "\"h\"".into()),
             (Field::LogFilePath, "\"/p\"".into()),
         ];
-        assert_eq!(RenderedTail::new(values).err(), Some(Field::LogFilePath));
+        let refused = RenderedTail::new(values).err();
+        assert_eq!(refused, Some(NotATailField(Field::LogFilePath)));
+        assert_eq!(
+            refused.map(|error| error.to_string()).as_deref(),
+            Some("`log.file.path` comes before the tail's roots and cannot be part of a tail")
+        );
     }
 
     #[test]

@@ -111,8 +111,10 @@ impl Level {
     /// 7 debug) and pino/bunyan levels 10–60 (each decade one level: 10 trace … 60 fatal,
     /// so custom levels like 35 fall into the decade below). Other numbers are unknown.
     pub fn from_number(number: f64) -> Option<Level> {
-        // A whole number survives the round trip through `i64` (which saturates); a
-        // fraction, NaN or infinity does not. Cheaper than `fract`, a libm call on x86-64.
+        // A whole number within `i64` survives the round trip (which saturates); a
+        // fraction, NaN or infinity does not, and a whole number beyond `i64` ends as
+        // `i64::MIN` or `MAX`, no level either. Cheaper than `fract`, which on baseline
+        // x86-64 is a call into software `trunc`.
         let whole = number as i64;
         if whole as f64 != number {
             return None;
@@ -235,21 +237,55 @@ mod tests {
             (-1.0, None),
             (30.5, None),
             (f64::NAN, None),
-            (f64::INFINITY, None),
-            (f64::NEG_INFINITY, None),
-            (1e300, None),
-            (9.3e18, None),
             (-0.0, Some(Level::Fatal)),
+            (29.999_999_999_999_996, None),
+            (5e-324, None),
         ];
         for (number, level) in expect {
             assert_eq!(Level::from_number(number), level, "{number}");
         }
-        for number in [i64::MIN, -1, 0, 7, 8, 9, 10, 35, 69, 70, i64::MAX] {
-            assert_eq!(
-                Level::from_integer(number),
-                Level::from_number(number as f64),
-                "{number}"
-            );
+    }
+
+    /// The whole-number test by a round trip through `i64` against `fract`, which it
+    /// replaced, on the edges of both.
+    #[test]
+    fn whole_numbers_are_told_as_fract_tells_them() {
+        let by_fract = |number: f64| {
+            if !number.is_finite() || number.fract() != 0.0 {
+                return None;
+            }
+            Level::from_integer(number as i64)
+        };
+        let edges = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1e-300,
+            5e-324,
+            29.5,
+            30.0,
+            69.0,
+            69.5,
+            70.0,
+            -1.0,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_993.0,
+            9.223_372_036_854_775e18,
+            -9.223_372_036_854_775e18,
+            1.8e19,
+            1e300,
+            f64::MAX,
+            f64::MIN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        for number in edges
+            .into_iter()
+            .chain((-10..=80).map(|n| f64::from(n) / 2.0))
+        {
+            assert_eq!(Level::from_number(number), by_fract(number), "{number}");
         }
     }
 

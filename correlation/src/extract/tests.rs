@@ -587,3 +587,18 @@ fn numbers_read_as_serde_json_reads_them_except_out_of_range_ones() {
     assert_eq!(huge.extracted.level, None);
     assert_eq!(huge.extracted.time, None);
 }
+
+#[test]
+fn numeric_levels_as_integers_floats_and_out_of_range() {
+    for (line, level) in [
+        (r#"{"level":30}"#, Some(Level::Info)),
+        (r#"{"level":30.0}"#, Some(Level::Info)),
+        (r#"{"level":30.5}"#, None),
+        (r#"{"level":-1}"#, None),
+        (r#"{"level":18446744073709551615}"#, None),
+        (r#"{"level":-9223372036854775808}"#, None),
+        (r#"{"level":3}"#, Some(Level::Error)),
+    ] {
+        assert_eq!(scan(line).level, level, "{line}");
+    }
+}
