@@ -40,8 +40,8 @@ pub(crate) fn template_body(pattern: &str, data_stream: bool) -> Value {
                     "host": { "properties": { "name": keyword() } },
                     "stream": keyword(),
                     "tags": keyword(),
-                    // The applications' own level fields (the spellings the agent reads
-                    // levels from), kept as written: pino and bunyan write numbers, zap and
+                    // The applications' own level fields (the default spellings the agent
+                    // reads levels from), kept as written: pino and bunyan write numbers, zap and
                     // logrus words, and with dynamic mapping the first document to reach an
                     // index fixes the type and every document of the other kind is rejected
                     // (40 % of the benchmark's mixed corpus once). A keyword takes both.
@@ -50,10 +50,11 @@ pub(crate) fn template_body(pattern: &str, data_stream: bool) -> Value {
                     "lvl": keyword(),
                     "levelname": keyword(),
                     "@l": keyword(),
-                    // The same for their own time fields (the spellings the agent reads
-                    // times from, `@timestamp` aside): pino writes epoch milliseconds, zap
-                    // epoch seconds, logrus RFC 3339 text. The normalised time is always
-                    // `@timestamp`; these stay as written, searchable as exact values.
+                    // The same for their own time fields (the default spellings the agent
+                    // reads times from, `@timestamp` aside): pino writes epoch
+                    // milliseconds, zap epoch seconds, logrus RFC 3339 text. The normalised
+                    // time is always `@timestamp`; these stay as written, searchable as
+                    // exact values.
                     "time": keyword(),
                     "timestamp": keyword(),
                     "ts": keyword(),
