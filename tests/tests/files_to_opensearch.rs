@@ -284,27 +284,23 @@ async fn backend_outage_then_recovery_delivers_everything() {
     opensearch.cleanup(&prefix).await;
 }
 
-/// Services that write levels as numbers (pino) and as words (zap) share an index: the
-/// template maps the applications' own level fields as keywords, so whichever arrives
-/// first does not fix a type that rejects the other kind.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn numeric_and_word_levels_share_an_index() {
-    let opensearch = opensearch().await;
+/// An agent that shipped lines into a fresh index of its own.
+struct Shipped {
+    index: String,
+    prefix: String,
+    /// Kept running, and its folder kept, until the checks are done.
+    _agent: Agent,
+    _work: tempfile::TempDir,
+}
+
+/// Writes `lines` into one pod's file (the agent then sends them in one bulk request),
+/// and asserts every one arrived and none was dead-lettered.
+async fn ship_all(opensearch: &OpenSearch, label: &str, lines: &[&str]) -> Shipped {
     let work = tempfile::tempdir().expect("tempdir");
-    let prefix = unique_prefix("levels");
+    let prefix = unique_prefix(label);
     let index = format!("{prefix}-*");
     let mut writer = LogWriter::create(&pods_file(work.path()));
-    // Numbers first, in the same bulk request: without the template's keyword mapping
-    // each field becomes a long and the word levels are rejected. (Words first would not
-    // tell: a text field takes numbers.)
-    for line in [
-        r#"{"seq":1,"level":30,"msg":"pino"}"#,
-        r#"{"seq":2,"level":"info","msg":"zap"}"#,
-        r#"{"seq":3,"severity":13,"levelname":40,"msg":"numbers"}"#,
-        r#"{"seq":4,"severity":"WARNING","levelname":"WARNING","msg":"structlog"}"#,
-        r#"{"seq":5,"lvl":10,"@l":7,"msg":"numbers again"}"#,
-        r#"{"seq":6,"lvl":"dbug","@l":"Debug","msg":"logfmt and serilog"}"#,
-    ] {
+    for line in lines {
         writer.write(cri_line("stdout", line).as_bytes());
     }
     let agent = Agent::start(
@@ -316,9 +312,10 @@ async fn numeric_and_word_levels_share_an_index() {
             ..AgentSetup::default()
         },
     );
+    let expected = lines.len() as u64;
     assert_eq!(
-        opensearch.wait_for_count(&index, 6, WAIT).await,
-        6,
+        opensearch.wait_for_count(&index, expected, WAIT).await,
+        expected,
         "log:\n{}",
         agent.log_tail()
     );
@@ -329,11 +326,41 @@ async fn numeric_and_word_levels_share_an_index() {
             .exists(),
         "nothing is dead-lettered"
     );
+    Shipped {
+        index,
+        prefix,
+        _agent: agent,
+        _work: work,
+    }
+}
+
+/// Services that write levels as numbers (pino) and as words (zap) share an index: the
+/// template maps the applications' own level fields as keywords, so whichever arrives
+/// first does not fix a type that rejects the other kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_and_word_levels_share_an_index() {
+    let opensearch = opensearch().await;
+    // Numbers first, in the same bulk request: without the template's keyword mapping
+    // each field becomes a long and the word levels are rejected. (Words first would not
+    // tell: a text field takes numbers.)
+    let shipped = ship_all(
+        &opensearch,
+        "levels",
+        &[
+            r#"{"seq":1,"level":30,"msg":"pino"}"#,
+            r#"{"seq":2,"level":"info","msg":"zap"}"#,
+            r#"{"seq":3,"severity":13,"levelname":40,"msg":"numbers"}"#,
+            r#"{"seq":4,"severity":"WARNING","levelname":"WARNING","msg":"structlog"}"#,
+            r#"{"seq":5,"lvl":10,"@l":7,"msg":"numbers again"}"#,
+            r#"{"seq":6,"lvl":"dbug","@l":"Debug","msg":"logfmt and serilog"}"#,
+        ],
+    )
+    .await;
     let levels = opensearch
-        .count(&index, json!({"terms": {"level": ["30", "info"]}}))
+        .count(&shipped.index, json!({"terms": {"level": ["30", "info"]}}))
         .await;
     assert_eq!(levels, 2, "both kinds are searchable as keywords");
-    opensearch.cleanup(&prefix).await;
+    opensearch.cleanup(&shipped.prefix).await;
 }
 
 /// Services that write their time as epoch numbers (pino, zap) and as RFC 3339 text
@@ -342,54 +369,31 @@ async fn numeric_and_word_levels_share_an_index() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn epoch_and_text_times_share_an_index() {
     let opensearch = opensearch().await;
-    let work = tempfile::tempdir().expect("tempdir");
-    let prefix = unique_prefix("times");
-    let index = format!("{prefix}-*");
-    let mut writer = LogWriter::create(&pods_file(work.path()));
     // Numbers first, in the same bulk request: with dynamic mapping `time` would become a
     // long (or `ts` a float) and the text times would be rejected.
-    for line in [
-        r#"{"seq":1,"time":1714564800123,"msg":"pino"}"#,
-        r#"{"seq":2,"time":"2024-05-01T12:00:00.124Z","msg":"logrus"}"#,
-        r#"{"seq":3,"ts":1714564800.125,"timestamp":1714564800126,"msg":"zap"}"#,
-        r#"{"seq":4,"ts":"2024-05-01T12:00:00.127Z","timestamp":"2024-05-01T12:00:00.127Z","msg":"text"}"#,
-        r#"{"seq":5,"@t":1714564800128,"t":1714564800128,"msg":"numbers"}"#,
-        r#"{"seq":6,"@t":"2024-05-01T12:00:00.129Z","t":"2024-05-01T12:00:00.129Z","msg":"serilog"}"#,
-    ] {
-        writer.write(cri_line("stdout", line).as_bytes());
-    }
-    let agent = Agent::start(
-        work.path(),
-        &AgentSetup {
-            include: include_all(work.path()),
-            endpoint: opensearch.url.clone(),
-            prefix: prefix.clone(),
-            ..AgentSetup::default()
-        },
-    );
-    assert_eq!(
-        opensearch.wait_for_count(&index, 6, WAIT).await,
-        6,
-        "log:\n{}",
-        agent.log_tail()
-    );
-    assert!(
-        !agent
-            .data_dir
-            .join("dead-letter/elasticsearch.ndjson")
-            .exists(),
-        "nothing is dead-lettered"
-    );
+    let shipped = ship_all(
+        &opensearch,
+        "times",
+        &[
+            r#"{"seq":1,"time":1714564800123,"msg":"pino"}"#,
+            r#"{"seq":2,"time":"2024-05-01T12:00:00.124Z","msg":"logrus"}"#,
+            r#"{"seq":3,"ts":1714564800.125,"timestamp":1714564800126,"msg":"zap"}"#,
+            r#"{"seq":4,"ts":"2024-05-01T12:00:00.127Z","timestamp":"2024-05-01T12:00:00.127Z","msg":"text"}"#,
+            r#"{"seq":5,"@t":1714564800128,"t":1714564800128,"msg":"numbers"}"#,
+            r#"{"seq":6,"@t":"2024-05-01T12:00:00.129Z","t":"2024-05-01T12:00:00.129Z","msg":"serilog"}"#,
+        ],
+    )
+    .await;
     let times = opensearch
         .count(
-            &index,
+            &shipped.index,
             json!({"terms": {"time": ["1714564800123", "2024-05-01T12:00:00.124Z"]}}),
         )
         .await;
     assert_eq!(times, 2, "both kinds are searchable as keywords");
     let normalised = opensearch
         .count(
-            &index,
+            &shipped.index,
             json!({"range": {"@timestamp": {
                 "gte": "2024-05-01T12:00:00.123Z",
                 "lte": "2024-05-01T12:00:00.129Z"
@@ -397,7 +401,7 @@ async fn epoch_and_text_times_share_an_index() {
         )
         .await;
     assert_eq!(normalised, 6, "every record's time became its @timestamp");
-    opensearch.cleanup(&prefix).await;
+    opensearch.cleanup(&shipped.prefix).await;
 }
 
 /// A document OpenSearch rejects (a mapping conflict) goes to the dead-letter file with
