@@ -69,6 +69,17 @@ impl Level {
     /// log15, Go slog (`WARN+2` counts as `warn`), syslog keywords and Google Cloud
     /// severities. A string of digits is read as a number ([`Level::from_number`]).
     pub fn from_text(text: &str) -> Option<Level> {
+        // Most records spell their level one of these ways: no trimming, lowering or
+        // search for a slog offset needed.
+        match text {
+            "info" | "INFO" | "Info" => return Some(Level::Info),
+            "debug" | "DEBUG" | "Debug" => return Some(Level::Debug),
+            "warn" | "WARN" | "Warn" | "warning" | "WARNING" | "Warning" => {
+                return Some(Level::Warn)
+            }
+            "error" | "ERROR" | "Error" => return Some(Level::Error),
+            _ => {}
+        }
         let text = text.trim();
         if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) {
             return text.parse::<f64>().ok().and_then(Level::from_number);
@@ -243,6 +254,20 @@ mod tests {
         ];
         for (number, level) in expect {
             assert_eq!(Level::from_number(number), level, "{number}");
+        }
+    }
+
+    /// The common spellings, matched before the general path, read as the general path
+    /// reads them (padded with spaces, they take that path).
+    #[test]
+    fn common_spellings_agree_with_the_general_path() {
+        for word in ["info", "debug", "warn", "warning", "error"] {
+            let capitalised = format!("{}{}", word[..1].to_ascii_uppercase(), &word[1..]);
+            for text in [word.to_owned(), word.to_ascii_uppercase(), capitalised] {
+                let general = Level::from_text(&format!(" {text} "));
+                assert!(general.is_some(), "{text}");
+                assert_eq!(Level::from_text(&text), general, "{text}");
+            }
         }
     }
 
