@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# CPU time (user + system) of two agent builds shipping the same corpus to the bench's
+# bulk sink, run in pairs whose order alternates (A B, B A, A B, ...). On this shared
+# 2-core machine, one binary run against itself in a fixed order used 13 % more CPU in
+# the first run of each pair (medians of 6 pairs), and rounds differ by up to 25 %: a
+# fixed order, or the medians of each build's runs, can show a gain that is not there.
+# Compare within pairs, over many rounds.
+#
+#   scripts/ab-cpu.sh BIN_A BIN_B [ROUNDS] [LINES]   # default 10 rounds, 2,000,000 lines
+#
+# Default pipeline, no gzip. Prints each pair, then how often B used less CPU than A and
+# the mean of B − A. Build both binaries with `cargo build --release` first (copy the
+# older one aside: the build overwrites it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+[ $# -ge 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+agent_a=$(realpath "$1")
+agent_b=$(realpath "$2")
+rounds="${3:-10}"
+lines="${4:-2000000}"
+cargo build --release --locked -p hindsight-bench >&2
+bin="$CARGO_TARGET_DIR/release"
+work="$HINDSIGHT_CACHE_DIR/ab-cpu"
+corpus="$work/corpus-$lines"
+mkdir -p "$work"
+[ -d "$corpus" ] || "$bin/corpus" --root "$corpus" --lines "$lines" >/dev/null
+total=$(cat "$corpus"/var/log/pods/*/*/*.log | wc -l)
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$bin/bulk-sink" --listen 127.0.0.1:0 --validate-every 0 --threads 1 >"$work/sink.out" &
+pids+=($!)
+for _ in $(seq 50); do grep -q listening "$work/sink.out" && break; sleep 0.1; done
+sink=$(sed -n 's/^listening //p' "$work/sink.out")
+[ -n "$sink" ] || { echo "the bulk sink did not start" >&2; exit 1; }
+
+cat >"$work/agent.toml" <<TOML
+data_dir = "$work/data"
+host_name = "bench-node"
+[log]
+level = "warn"
+[admin]
+address = "127.0.0.1:0"
+[inputs.files]
+include = ["$corpus/var/log/pods/*/*/*.log"]
+[outputs.elasticsearch]
+endpoints = ["$sink"]
+index = "bench-hindsight"
+compression = "none"
+[outputs.elasticsearch.template]
+install = false
+name = "bench-hindsight"
+TOML
+
+# Runs one agent over the corpus from the start; prints its CPU seconds.
+cpu_of() {
+  rm -rf "$work/data"
+  curl -s -X POST "$sink/_bench/reset" >/dev/null
+  "$1" run --config "$work/agent.toml" 2>"$work/agent.err" &
+  local agent=$! docs=0
+  while [ "$docs" -lt "$total" ]; do
+    kill -0 "$agent" 2>/dev/null || { echo "the agent exited; see $work/agent.err" >&2; exit 1; }
+    sleep 0.05
+    docs=$(curl -s "$sink/_bench/stats" | grep -o '"docs":[0-9]*' | cut -d: -f2 || true)
+    docs=${docs:-0}
+  done
+  awk '{printf "%.2f\n", ($14 + $15) / 100}' "/proc/$agent/stat"
+  kill -INT "$agent"
+  wait "$agent" 2>/dev/null || true
+}
+
+pairs=()
+for round in $(seq "$rounds"); do
+  if [ $((round % 2)) = 1 ]; then
+    a=$(cpu_of "$agent_a"); b=$(cpu_of "$agent_b")
+  else
+    b=$(cpu_of "$agent_b"); a=$(cpu_of "$agent_a")
+  fi
+  [ -n "$a" ] && [ -n "$b" ] || exit 1
+  echo "round $round: A $a s, B $b s$([ $((round % 2)) = 1 ] && echo " (A first)" || echo " (B first)")"
+  pairs+=("$a $b")
+done
+printf '%s\n' "${pairs[@]}" | awk -v total="$total" '
+  { n++; d = $2 - $1; sum += d; sa += $1; sb += $2; if ($2 < $1) lower++ }
+  END {
+    printf "%d lines; A mean %.3f s, B mean %.3f s; B - A: %+.3f s (%+.1f %%); B lower in %d of %d rounds\n",
+      total, sa / n, sb / n, sum / n, 100 * sum / sa, lower, n
+  }'
