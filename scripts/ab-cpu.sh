@@ -21,40 +21,14 @@ agent_b=$(realpath "$2")
 rounds="${3:-10}"
 lines="${4:-2000000}"
 cargo build --release --locked -p hindsight-bench >&2
-bin="$CARGO_TARGET_DIR/release"
 work="$HINDSIGHT_CACHE_DIR/ab-cpu"
-corpus="$work/corpus-$lines"
-mkdir -p "$work"
-[ -d "$corpus" ] || "$bin/corpus" --root "$corpus" --lines "$lines" >/dev/null
-total=$(cat "$corpus"/var/log/pods/*/*/*.log | wc -l)
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-"$bin/bulk-sink" --listen 127.0.0.1:0 --validate-every 0 --threads 1 >"$work/sink.out" &
-pids+=($!)
-for _ in $(seq 50); do grep -q listening "$work/sink.out" && break; sleep 0.1; done
-sink=$(sed -n 's/^listening //p' "$work/sink.out")
-[ -n "$sink" ] || { echo "the bulk sink did not start" >&2; exit 1; }
-
-cat >"$work/agent.toml" <<TOML
-data_dir = "$work/data"
-host_name = "bench-node"
-[log]
-level = "warn"
-[admin]
-address = "127.0.0.1:0"
-[inputs.files]
-include = ["$corpus/var/log/pods/*/*/*.log"]
-[outputs.elasticsearch]
-endpoints = ["$sink"]
-index = "bench-hindsight"
-compression = "none"
-[outputs.elasticsearch.template]
-install = false
-name = "bench-hindsight"
-TOML
+source scripts/lib/corpus-to-sink.sh
+corpus_to_sink "$work" "$lines"
 
 # Runs one agent over the corpus from the start; prints its CPU seconds.
 cpu_of() {

@@ -20,39 +20,14 @@ bin="$CARGO_TARGET_DIR/release"
 agent="${1:-$bin/hindsight}"
 lines="${2:-200000}"
 work="$HINDSIGHT_CACHE_DIR/instructions"
-corpus="$work/corpus-$lines"
-mkdir -p "$work"
-[ -d "$corpus" ] || "$bin/corpus" --root "$corpus" --lines "$lines" >/dev/null
-total=$(cat "$corpus"/var/log/pods/*/*/*.log | wc -l)
-rm -rf "$work/data"
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-"$bin/bulk-sink" --listen 127.0.0.1:0 --validate-every 0 --threads 1 >"$work/sink.out" &
-pids+=($!)
-for _ in $(seq 50); do grep -q listening "$work/sink.out" && break; sleep 0.1; done
-sink=$(sed -n 's/^listening //p' "$work/sink.out")
-[ -n "$sink" ] || { echo "the bulk sink did not start" >&2; exit 1; }
-
-cat >"$work/agent.toml" <<TOML
-data_dir = "$work/data"
-host_name = "bench-node"
-[log]
-level = "warn"
-[admin]
-address = "127.0.0.1:0"
-[inputs.files]
-include = ["$corpus/var/log/pods/*/*/*.log"]
-[outputs.elasticsearch]
-endpoints = ["$sink"]
-index = "bench-hindsight"
-compression = "none"
-[outputs.elasticsearch.template]
-install = false
-name = "bench-hindsight"
-TOML
+source scripts/lib/corpus-to-sink.sh
+corpus_to_sink "$work" "$lines"
+rm -rf "$work/data"
 
 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$work/cachegrind.out" \
   "$agent" run --config "$work/agent.toml" 2>"$work/agent.err" &

@@ -1,0 +1,39 @@
+# Sourced by scripts/instructions.sh and scripts/ab-cpu.sh (after scripts/env.sh and a
+# release build of hindsight-bench): a bench corpus, the bench's bulk sink, and an agent
+# config that ships the corpus to it with the default pipeline and no gzip.
+
+# corpus_to_sink WORK LINES: writes the corpus of LINES lines under WORK once, starts the
+# bulk sink (its pid appended to the caller's `pids`, which the caller's trap stops) and
+# writes WORK/agent.toml. Sets `corpus`, `total` (lines in the corpus) and `sink`.
+corpus_to_sink() {
+  local work=$1 lines=$2
+  local bin="$CARGO_TARGET_DIR/release"
+  corpus="$work/corpus-$lines"
+  mkdir -p "$work"
+  [ -d "$corpus" ] || "$bin/corpus" --root "$corpus" --lines "$lines" >/dev/null
+  total=$(cat "$corpus"/var/log/pods/*/*/*.log | wc -l)
+
+  "$bin/bulk-sink" --listen 127.0.0.1:0 --validate-every 0 --threads 1 >"$work/sink.out" &
+  pids+=($!)
+  for _ in $(seq 50); do grep -q listening "$work/sink.out" && break; sleep 0.1; done
+  sink=$(sed -n 's/^listening //p' "$work/sink.out")
+  [ -n "$sink" ] || { echo "the bulk sink did not start" >&2; return 1; }
+
+  cat >"$work/agent.toml" <<TOML
+data_dir = "$work/data"
+host_name = "bench-node"
+[log]
+level = "warn"
+[admin]
+address = "127.0.0.1:0"
+[inputs.files]
+include = ["$corpus/var/log/pods/*/*/*.log"]
+[outputs.elasticsearch]
+endpoints = ["$sink"]
+index = "bench-hindsight"
+compression = "none"
+[outputs.elasticsearch.template]
+install = false
+name = "bench-hindsight"
+TOML
+}
