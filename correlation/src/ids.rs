@@ -136,15 +136,55 @@ fn parse_hex_scalar(bytes: &[u8], min: usize, max: usize, case: Case) -> Result<
     Ok(value)
 }
 
-/// Writes `value` as `N` lower-case hex digits.
-fn encode_hex<const N: usize>(mut value: u128) -> Hex<N> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+/// Writes `value` as `N` (a multiple of 8, at most 32) lower-case hex digits.
+fn encode_hex<const N: usize>(value: u128) -> Hex<N> {
     let mut out = [b'0'; N];
-    for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(value & 0xf) as usize];
-        value >>= 4;
+    for (at, slot) in out.chunks_exact_mut(8).enumerate() {
+        let shift = 4 * (N - 8 * (at + 1));
+        slot.copy_from_slice(&hex_digits((value >> shift) as u32));
     }
     Hex(out)
+}
+
+/// The 8 lower-case hex digits of `value`, most significant first. SWAR: the nibbles are
+/// spread one to a byte (the lowest in the lowest byte, so that big-endian order puts the
+/// most significant first), then each byte gets `'0'`, plus `'a' - '0' - 10` if above 9.
+fn hex_digits(value: u32) -> [u8; 8] {
+    const fn splat(byte: u8) -> u64 {
+        u64::from_ne_bytes([byte; 8])
+    }
+    let mut x = u64::from(value);
+    x = (x | x << 16) & 0x0000_ffff_0000_ffff;
+    x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+    x = (x | x << 4) & splat(0x0f);
+    // A nibble above 9 carries into bit 4 once 6 is added; no byte overflows.
+    let letters = ((x + splat(6)) >> 4) & splat(0x01);
+    (x + splat(b'0') + letters * u64::from(b'a' - b'0' - 10)).to_be_bytes()
+}
+
+/// Whether every byte is printable ASCII other than space (`0x21..=0x7e`), as
+/// [`u8::is_ascii_graphic`] says, eight bytes at a time: this runs on every request id of
+/// every record.
+fn all_graphic(bytes: &[u8]) -> bool {
+    const fn splat(byte: u8) -> u64 {
+        u64::from_ne_bytes([byte; 8])
+    }
+    // As in `hex_word`: once every byte is below 0x80, adding `0x80 - c` sets a byte's
+    // top bit exactly when it is at least `c`, without carrying into the next byte.
+    let graphic = |word: u64| {
+        let at_least = |c: u8| (word + splat(0x80 - c)) & splat(0x80);
+        word & splat(0x80) == 0 && at_least(0x21) & !at_least(0x7f) == splat(0x80)
+    };
+    let word_at = |at: usize| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(word)
+    };
+    if bytes.len() < 8 {
+        return bytes.iter().all(u8::is_ascii_graphic);
+    }
+    // Whole words, then the last eight bytes (overlapping what was checked already).
+    (0..bytes.len() / 8).all(|n| graphic(word_at(8 * n))) && graphic(word_at(bytes.len() - 8))
 }
 
 /// An id written as lower-case hex on the stack: `Hex<32>` for a trace id, `Hex<16>` for a span id.
@@ -152,6 +192,11 @@ fn encode_hex<const N: usize>(mut value: u128) -> Hex<N> {
 pub struct Hex<const N: usize>([u8; N]);
 
 impl<const N: usize> Hex<N> {
+    /// The hex digits as bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The hex digits.
     pub fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever stored.
@@ -409,7 +454,7 @@ impl RequestId {
         if text.len() > RequestId::MAX_LEN {
             return Err(RequestIdError::TooLong { len: text.len() });
         }
-        if !text.bytes().all(|byte| byte.is_ascii_graphic()) {
+        if !all_graphic(text.as_bytes()) {
             return Err(RequestIdError::InvalidChar);
         }
         Ok(())
@@ -474,6 +519,47 @@ mod tests {
     };
 
     use super::*;
+
+    #[test]
+    fn hex_is_written_as_format_writes_it() {
+        let mut value: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+        for round in 0..2_000 {
+            let word = value as u32;
+            assert_eq!(hex_digits(word), *format!("{word:08x}").as_bytes());
+            assert_eq!(encode_hex::<32>(value).as_str(), format!("{value:032x}"));
+            let low = value as u64;
+            assert_eq!(
+                encode_hex::<16>(u128::from(low)).as_str(),
+                format!("{low:016x}"),
+                "round {round}"
+            );
+            value = value
+                .wrapping_mul(0x2545_f491_4f6c_dd1d)
+                .wrapping_add(round);
+        }
+        for edge in [0, 9, 10, 15, 16, u128::from(u32::MAX), u128::MAX] {
+            assert_eq!(encode_hex::<32>(edge).as_str(), format!("{edge:032x}"));
+        }
+    }
+
+    #[test]
+    fn graphic_bytes_are_found_as_is_ascii_graphic_finds_them() {
+        // Every byte value at every place of ids from 0 to 20 bytes long.
+        for len in 0..=20 {
+            for at in 0..len {
+                for byte in 0..=u8::MAX {
+                    let mut id = vec![b'r'; len];
+                    id[at] = byte;
+                    assert_eq!(
+                        all_graphic(&id),
+                        id.iter().all(u8::is_ascii_graphic),
+                        "{id:?}"
+                    );
+                }
+            }
+            assert!(all_graphic(&vec![b'~'; len]));
+        }
+    }
 
     #[test]
     fn hex_words_agree_with_the_scalar_loop_for_every_byte_at_every_position() {

@@ -8,7 +8,7 @@
 //! assert_eq!(parse_epoch(1_700_000_000_123.0).unwrap().millis(), 1_700_000_000_123);
 //! ```
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use std::time::Duration;
 
 use chrono::{
@@ -64,7 +64,7 @@ impl Timestamp {
     }
 
     /// Appends [`Timestamp::to_rfc3339`]'s text to `out` without allocating: this runs
-    /// once per record.
+    /// once per record. The text is laid out on the stack, two digits at a time.
     pub fn write_rfc3339(self, out: &mut BytesMut) {
         let time = self.0;
         let year = time.year();
@@ -74,40 +74,53 @@ impl Timestamp {
             out.extend_from_slice(time.to_rfc3339_opts(precision(nanos), true).as_bytes());
             return;
         }
-        write_digits(out, year as u32, 4);
-        out.put_u8(b'-');
-        write_digits(out, time.month(), 2);
-        out.put_u8(b'-');
-        write_digits(out, time.day(), 2);
-        out.put_u8(b'T');
-        write_digits(out, time.hour(), 2);
-        out.put_u8(b':');
-        write_digits(out, time.minute(), 2);
-        out.put_u8(b':');
+        let mut text = *b"0000-00-00T00:00:00.000000000Z";
+        put_digits(&mut text[0..4], year as u32);
+        put_digits(&mut text[5..7], time.month());
+        put_digits(&mut text[8..10], time.day());
+        put_digits(&mut text[11..13], time.hour());
+        put_digits(&mut text[14..16], time.minute());
         // A leap second is kept in the nanoseconds by chrono (≥ 1e9): write it as :60.
         let nanos = time.timestamp_subsec_nanos();
         let leap = nanos >= 1_000_000_000;
-        write_digits(out, time.second() + u32::from(leap), 2);
+        put_digits(&mut text[17..19], time.second() + u32::from(leap));
         let nanos = nanos % 1_000_000_000;
-        out.put_u8(b'.');
-        match precision(nanos) {
-            SecondsFormat::Millis => write_digits(out, nanos / 1_000_000, 3),
-            SecondsFormat::Micros => write_digits(out, nanos / 1_000, 6),
-            _ => write_digits(out, nanos, 9),
-        }
-        out.put_u8(b'Z');
+        let (digits, fraction) = match precision(nanos) {
+            SecondsFormat::Millis => (3, nanos / 1_000_000),
+            SecondsFormat::Micros => (6, nanos / 1_000),
+            _ => (9, nanos),
+        };
+        put_digits(&mut text[20..20 + digits], fraction);
+        text[20 + digits] = b'Z';
+        out.extend_from_slice(&text[..21 + digits]);
     }
 }
 
-/// Appends `value` as exactly `width` (≤ 9) decimal digits, zero-padded.
-fn write_digits(out: &mut BytesMut, value: u32, width: usize) {
-    let mut buffer = [b'0'; 9];
-    let mut rest = value;
-    for slot in buffer[..width].iter_mut().rev() {
-        *slot = b'0' + (rest % 10) as u8;
-        rest /= 10;
+/// `"00"` to `"99"`, back to back.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut n = 0;
+    while n < 100 {
+        pairs[2 * n] = b'0' + (n / 10) as u8;
+        pairs[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
     }
-    out.extend_from_slice(&buffer[..width]);
+    pairs
+};
+
+/// Writes `value` into `slot` as exactly `slot.len()` decimal digits, zero-padded (the
+/// lowest ones when it has more).
+fn put_digits(slot: &mut [u8], mut value: u32) {
+    let mut end = slot.len();
+    while end >= 2 {
+        let pair = 2 * (value % 100) as usize;
+        slot[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        value /= 100;
+        end -= 2;
+    }
+    if end == 1 {
+        slot[0] = b'0' + (value % 10) as u8;
+    }
 }
 
 /// The shortest of milliseconds, microseconds and nanoseconds that loses nothing.
