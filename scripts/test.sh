@@ -13,6 +13,9 @@ e2e=1
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
+step "build cache"
+scripts/prune-cache.sh
+
 step "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo --version >&2
