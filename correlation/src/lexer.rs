@@ -219,12 +219,21 @@ impl<'a> Lexer<'a> {
 
     /// The rest of [`Lexer::string`] once the first stop after the opening quote is
     /// known: the text starts at `start`, and `end` is [`Lexer::string_end`] of it.
+    #[inline]
     fn string_from(&mut self, start: usize, end: usize) -> Result<Cow<'a, str>, Invalid> {
         if self.bytes().get(end) == Some(&b'"') {
             self.at = end + 1;
             return Ok(Cow::Borrowed(&self.text[start..end]));
         }
-        // Escapes (or a bad byte): decode from here, the plain prefix copied once.
+        self.decode_string(start, end)
+    }
+
+    /// [`Lexer::string_from`] for a string with escapes (or a bad byte): decoded from the
+    /// first stop, the plain prefix copied once. Out of line, so that the common case
+    /// stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn decode_string(&mut self, start: usize, end: usize) -> Result<Cow<'a, str>, Invalid> {
         let mut decoded = String::from(&self.text[start..end]);
         let mut end = end;
         loop {
