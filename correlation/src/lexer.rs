@@ -249,16 +249,29 @@ impl<'a> Lexer<'a> {
     }
 
     /// Skips a string whose opening quote is next.
+    #[inline]
     pub(crate) fn skip_string(&mut self) -> Result<(), Invalid> {
-        self.at += 1;
+        let end = self.string_end(self.at + 1);
+        if self.bytes().get(end) == Some(&b'"') {
+            self.at = end + 1;
+            return Ok(());
+        }
+        self.skip_escaped_string(end)
+    }
+
+    /// [`Lexer::skip_string`] from the first stop that is not its closing quote: an
+    /// escape, or a bad byte. Out of line, like [`Lexer::decode_string`].
+    #[cold]
+    #[inline(never)]
+    fn skip_escaped_string(&mut self, mut end: usize) -> Result<(), Invalid> {
         loop {
-            let end = self.string_end(self.at);
             self.at = end + 1;
             match self.bytes().get(end) {
                 Some(b'"') => return Ok(()),
                 Some(b'\\') => self.skip_escape()?,
                 _ => return Err(Invalid),
             }
+            end = self.string_end(self.at);
         }
     }
 
