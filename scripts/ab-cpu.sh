@@ -9,8 +9,8 @@
 #   scripts/ab-cpu.sh BIN_A BIN_B [ROUNDS] [LINES]   # default 10 rounds, 2,000,000 lines
 #
 # Default pipeline, no gzip. Prints each pair, then how often B used less CPU than A and
-# the mean of B − A. Build both binaries with `cargo build --release` first (copy the
-# older one aside: the build overwrites it).
+# the mean and median of B − A. Build both binaries with `cargo build --release` first
+# (copy the older one aside: the build overwrites it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -59,8 +59,11 @@ for round in $(seq "$rounds"); do
   pairs+=("$a $b")
 done
 printf '%s\n' "${pairs[@]}" | awk -v total="$total" '
-  { n++; d = $2 - $1; sum += d; sa += $1; sb += $2; if ($2 < $1) lower++ }
+  { n++; d[n] = $2 - $1; sum += d[n]; sa += $1; sb += $2; if ($2 < $1) lower++ }
   END {
-    printf "%d lines; A mean %.3f s, B mean %.3f s; B - A: %+.3f s (%+.1f %%); B lower in %d of %d rounds\n",
-      total, sa / n, sb / n, sum / n, 100 * sum / sa, lower, n
+    # The median of the differences within pairs: one disturbed pair moves the mean, not this.
+    for (i = 2; i <= n; i++) { x = d[i]; for (j = i - 1; j >= 1 && d[j] > x; j--) d[j + 1] = d[j]; d[j + 1] = x }
+    median = (n % 2) ? d[(n + 1) / 2] : (d[n / 2] + d[n / 2 + 1]) / 2
+    printf "%d lines; A mean %.3f s, B mean %.3f s; B - A: mean %+.3f s (%+.1f %%), median %+.3f s (%+.1f %%); B lower in %d of %d rounds\n",
+      total, sa / n, sb / n, sum / n, 100 * sum / sa, median, 100 * median * n / sa, lower, n
   }'
