@@ -23,10 +23,6 @@ lines="${4:-2000000}"
 cargo build --release --locked -p hindsight-bench >&2
 work="$HINDSIGHT_CACHE_DIR/ab-cpu"
 
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
 source scripts/lib/corpus-to-sink.sh
 corpus_to_sink "$work" "$lines"
 

@@ -21,10 +21,6 @@ agent="${1:-$bin/hindsight}"
 lines="${2:-200000}"
 work="$HINDSIGHT_CACHE_DIR/instructions"
 
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
 source scripts/lib/corpus-to-sink.sh
 corpus_to_sink "$work" "$lines"
 rm -rf "$work/data"

@@ -2,9 +2,15 @@
 # release build of hindsight-bench): a bench corpus, the bench's bulk sink, and an agent
 # config that ships the corpus to it with the default pipeline and no gzip.
 
+# Sourcing it sets an EXIT trap that stops every process whose pid is in `pids`: the
+# bulk sink, and whatever the script appends (its agent).
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
 # corpus_to_sink WORK LINES: writes the corpus of LINES lines under WORK once, starts the
-# bulk sink (its pid appended to the caller's `pids`, which the caller's trap stops) and
-# writes WORK/agent.toml. Sets `corpus`, `total` (lines in the corpus) and `sink`.
+# bulk sink (its pid appended to `pids`) and writes WORK/agent.toml. Sets `corpus`,
+# `total` (lines in the corpus) and `sink`.
 corpus_to_sink() {
   local work=$1 lines=$2
   local bin="$CARGO_TARGET_DIR/release"
