@@ -31,13 +31,8 @@ cpu_of() {
   rm -rf "$work/data"
   curl -s -X POST "$sink/_bench/reset" >/dev/null
   "$1" run --config "$work/agent.toml" 2>"$work/agent.err" &
-  local agent=$! docs=0
-  while [ "$docs" -lt "$total" ]; do
-    kill -0 "$agent" 2>/dev/null || { echo "the agent exited; see $work/agent.err" >&2; exit 1; }
-    sleep 0.05
-    docs=$(curl -s "$sink/_bench/stats" | grep -o '"docs":[0-9]*' | cut -d: -f2 || true)
-    docs=${docs:-0}
-  done
+  local agent=$!
+  wait_for_corpus "$agent" 0.05 || exit 1
   awk '{printf "%.2f\n", ($14 + $15) / 100}' "/proc/$agent/stat"
   kill -INT "$agent"
   wait "$agent" 2>/dev/null || true

@@ -29,13 +29,7 @@ valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$work/cachegrin
   "$agent" run --config "$work/agent.toml" 2>"$work/agent.err" &
 agent_pid=$!
 pids+=("$agent_pid")
-docs=0
-while [ "$docs" -lt "$total" ]; do
-  kill -0 "$agent_pid" 2>/dev/null || { echo "the agent exited; see $work/agent.err" >&2; exit 1; }
-  sleep 0.5
-  docs=$(curl -s "$sink/_bench/stats" | grep -o '"docs":[0-9]*' | cut -d: -f2 || true)
-  docs=${docs:-0}
-done
+wait_for_corpus "$agent_pid" 0.5
 kill -INT "$agent_pid"
 wait "$agent_pid" 2>/dev/null || true
 count=$(sed -n 's/.*I *refs: *//p' "$work/agent.err" | tr -d ,)

@@ -43,3 +43,15 @@ install = false
 name = "bench-hindsight"
 TOML
 }
+
+# wait_for_corpus PID POLL: waits until the sink holds every line of the corpus, checking
+# every POLL seconds; fails if process PID (the agent) exits first.
+wait_for_corpus() {
+  local agent=$1 poll=$2 docs=0
+  while [ "$docs" -lt "$total" ]; do
+    kill -0 "$agent" 2>/dev/null || { echo "the agent exited; see $work/agent.err" >&2; return 1; }
+    sleep "$poll"
+    docs=$(curl -s "$sink/_bench/stats" | grep -o '"docs":[0-9]*' | cut -d: -f2 || true)
+    docs=${docs:-0}
+  done
+}
