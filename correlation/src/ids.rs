@@ -86,18 +86,24 @@ fn parse_hex_words(bytes: &[u8], case: Case) -> Option<u128> {
     })
 }
 
+/// `byte` in each of a word's 8 bytes, for the SWAR tests below.
+const fn splat(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// The top bit of each byte of `word` that is at least `c` (1 to 0x80), for a word whose
+/// bytes are all below 0x80: adding `0x80 - c` to such a byte sets its top bit exactly
+/// when it is at least `c`, and never carries into the next byte.
+fn at_least(word: u64, c: u8) -> u64 {
+    (word + splat(0x80 - c)) & splat(0x80)
+}
+
 /// The 8 hex digits in `word` (first digit in the top byte) as 32 bits, or `None` if a
-/// byte is not a hex digit `case` accepts. SWAR: all 8 bytes are tested at once.
-///
-/// Once every byte is below 0x80, adding `0x80 - c` to a byte sets its top bit exactly
-/// when the byte is at least `c`, and never carries into the next byte. Digits are
-/// `0x30..=0x39`; `| 0x20` maps `A..=F` onto `a..=f` (`0x61..=0x66`) and nothing else
-/// onto that range. A digit's value is its low nibble, plus 9 for letters (bit 6 set).
+/// byte is not a hex digit `case` accepts. SWAR: all 8 bytes are tested at once
+/// ([`at_least`]). Digits are `0x30..=0x39`; `| 0x20` maps `A..=F` onto `a..=f`
+/// (`0x61..=0x66`) and nothing else onto that range. A digit's value is its low nibble,
+/// plus 9 for letters (bit 6 set).
 fn hex_word(word: u64, case: Case) -> Option<u32> {
-    const fn splat(byte: u8) -> u64 {
-        u64::from_ne_bytes([byte; 8])
-    }
-    let at_least = |x: u64, c: u8| (x + splat(0x80 - c)) & splat(0x80);
     if word & splat(0x80) != 0 {
         return None;
     }
@@ -150,9 +156,6 @@ fn encode_hex<const N: usize>(value: u128) -> Hex<N> {
 /// spread one to a byte (the lowest in the lowest byte, so that big-endian order puts the
 /// most significant first), then each byte gets `'0'`, plus `'a' - '0' - 10` if above 9.
 fn hex_digits(value: u32) -> [u8; 8] {
-    const fn splat(byte: u8) -> u64 {
-        u64::from_ne_bytes([byte; 8])
-    }
     let mut x = u64::from(value);
     x = (x | x << 16) & 0x0000_ffff_0000_ffff;
     x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
@@ -166,14 +169,8 @@ fn hex_digits(value: u32) -> [u8; 8] {
 /// [`u8::is_ascii_graphic`] says, eight bytes at a time: this runs on every request id of
 /// every record.
 fn all_graphic(bytes: &[u8]) -> bool {
-    const fn splat(byte: u8) -> u64 {
-        u64::from_ne_bytes([byte; 8])
-    }
-    // As in `hex_word`: once every byte is below 0x80, adding `0x80 - c` sets a byte's
-    // top bit exactly when it is at least `c`, without carrying into the next byte.
     let graphic = |word: u64| {
-        let at_least = |c: u8| (word + splat(0x80 - c)) & splat(0x80);
-        word & splat(0x80) == 0 && at_least(0x21) & !at_least(0x7f) == splat(0x80)
+        word & splat(0x80) == 0 && at_least(word, 0x21) & !at_least(word, 0x7f) == splat(0x80)
     };
     let word_at = |at: usize| {
         let mut word = [0u8; 8];
