@@ -12,6 +12,9 @@
 # shows where the proxied throughput goes, which the req/s ratio alone does not.
 #
 #   scripts/bench-proxy.sh [seconds] [connections]     # defaults: 10 s, 16 connections
+#
+# HINDSIGHT_BIN names the agent binary to measure (scripts/bench.sh passes the one its
+# run measured); without it, the release agent is built from this tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -20,8 +23,13 @@ connections="${2:-16}"
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 scripts/services.sh up jaeger >&2
-cargo build --release --locked -p hindsight -p demo-service >&2
+if [ -n "${HINDSIGHT_BIN:-}" ]; then
+  cargo build --release --locked -p demo-service >&2
+else
+  cargo build --release --locked -p hindsight -p demo-service >&2
+fi
 bin="$CARGO_TARGET_DIR/release"
+agent="${HINDSIGHT_BIN:-$bin/hindsight}"
 work="$HINDSIGHT_CACHE_DIR/bench-proxy"
 rm -rf "$work"; mkdir -p "$work/logs"
 
@@ -48,7 +56,7 @@ endpoint = "http://127.0.0.1:4318"
 service_name = "bench-proxy"
 enabled = ${HINDSIGHT_BENCH_OTLP:-true}
 TOML
-"$bin/hindsight" run --config "$work/agent.toml" 2>"$work/agent.log" &
+"$agent" run --config "$work/agent.toml" 2>"$work/agent.log" &
 pids+=($!)
 agent_pid=$!
 jaeger_pid=$(cat "$HINDSIGHT_CACHE_DIR/services/jaeger/jaeger.pid" 2>/dev/null || true)

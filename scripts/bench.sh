@@ -34,6 +34,15 @@ for arg in "$@"; do
 done
 
 cargo build --release --locked -p hindsight -p hindsight-bench >&2
+# The run measures this copy, so that a build during the run (the tree edited meanwhile)
+# changes none of its figures, the proxy's included.
+mkdir -p "$HINDSIGHT_CACHE_DIR/bench"
+agent="$HINDSIGHT_CACHE_DIR/bench/hindsight"
+cp "$CARGO_TARGET_DIR/release/hindsight" "$agent"
+agent_args=(--hindsight-bin "$agent")
+for arg in "$@"; do
+  case "$arg" in --hindsight-bin | --hindsight-bin=*) agent_args=() ;; esac
+done
 left_out=()
 if [ -z "${OTELCOL_BIN+set}" ]; then
   if OTELCOL_BIN="$(scripts/build-otelcol.sh)"; then
@@ -47,6 +56,7 @@ elif [ -z "$OTELCOL_BIN" ]; then
 fi
 "$CARGO_TARGET_DIR/release/bench" \
   --repo . \
+  "${agent_args[@]}" \
   --work-dir "$HINDSIGHT_CACHE_DIR/bench" \
   --command "$command" \
   "${start_opensearch[@]}" \
@@ -59,7 +69,7 @@ if [ "$quick" = 0 ] && [ "$#" -eq 0 ]; then
     echo
     echo "## Sidecar proxy"
     echo
-    scripts/bench-proxy.sh 10 16
+    HINDSIGHT_BIN="$agent" scripts/bench-proxy.sh 10 16
     echo
     echo "## Id extraction"
     echo
