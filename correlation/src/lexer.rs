@@ -30,6 +30,25 @@ pub(crate) struct Number<'a> {
     pub(crate) integer: bool,
 }
 
+/// An object key as read by [`Lexer::key`].
+pub(crate) struct Key<'a> {
+    pub(crate) text: Cow<'a, str>,
+    /// The text holds a `.` (a path).
+    pub(crate) dotted: bool,
+    /// The key's first eight bytes of the line as a little-endian word (bytes past its
+    /// end included, unless the line ends first: then zeros), when the text is borrowed
+    /// from the line; `None` for a decoded key.
+    pub(crate) head: Option<u64>,
+}
+
+/// Where a string's plain text stops: see [`Lexer::string_stop`].
+struct Stop {
+    end: usize,
+    dotted: bool,
+    /// The eight bytes of the line from where the search began, zero-padded at its end.
+    head: u64,
+}
+
 /// A cursor over one line of JSON text.
 pub(crate) struct Lexer<'a> {
     text: &'a str,
@@ -51,6 +70,14 @@ fn bytes_below(word: u64, limit: u8) -> u64 {
 /// The bytes of `word` equal to `byte`, with the same lowest-byte guarantee.
 fn bytes_equal(word: u64, byte: u8) -> u64 {
     bytes_below(word ^ (ONES * u64::from(byte)), 1)
+}
+
+/// Up to the first eight bytes of `bytes` as a little-endian word, zero-padded.
+fn head_of(bytes: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    let len = bytes.len().min(8);
+    head[..len].copy_from_slice(&bytes[..len]);
+    u64::from_le_bytes(head)
 }
 
 /// Sixteen bytes at a time with SSE2, which every x86-64 CPU has.
@@ -103,10 +130,15 @@ impl<'a> Lexer<'a> {
 
     /// Skips JSON whitespace, noting any raw newline (see [`Lexer::saw_newline`]).
     pub(crate) fn skip_whitespace(&mut self) {
-        loop {
-            match self.peek() {
-                Some(b' ' | b'\r' | b'\t') => {}
-                Some(b'\n') => self.saw_newline = true,
+        // Every JSON whitespace byte is at most a space, and most records have none
+        // between tokens: one comparison settles the common case.
+        while let Some(&byte) = self.bytes().get(self.at) {
+            if byte > b' ' {
+                return;
+            }
+            match byte {
+                b' ' | b'\r' | b'\t' => {}
+                b'\n' => self.saw_newline = true,
                 _ => return,
             }
             self.at += 1;
@@ -145,14 +177,46 @@ impl<'a> Lexer<'a> {
     /// The position of the first quote, backslash or control character at or after
     /// `from`, or the end of the text.
     fn string_end(&self, from: usize) -> usize {
-        self.string_stop(from).0
+        self.string_stop(from).end
     }
 
     /// [`Lexer::string_end`], and whether a `.` comes before that position (keys with
     /// dots are paths).
-    fn string_stop(&self, mut from: usize) -> (usize, bool) {
+    ///
+    /// Most strings of a record end within sixteen bytes: that first search is inline,
+    /// the loop for longer ones out of line.
+    /// The eight bytes from `from` come along, for a key's tag (see `scan::tag`).
+    #[inline]
+    fn string_stop(&self, from: usize) -> Stop {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        if let Some(chunk) = self.bytes().get(from..from + 16) {
+            let mut head = [0u8; 8];
+            head.copy_from_slice(&chunk[..8]);
+            let head = u64::from_le_bytes(head);
+            let (stops, dots) = sse2::string_stops(chunk);
+            if stops != 0 {
+                let before = (1u32 << stops.trailing_zeros()) - 1;
+                return Stop {
+                    end: from + stops.trailing_zeros() as usize,
+                    dotted: dots & before != 0,
+                    head,
+                };
+            }
+            let (end, dotted) = self.string_stop_after(from + 16, dots != 0);
+            return Stop { end, dotted, head };
+        }
+        let (end, dotted) = self.string_stop_after(from, false);
+        Stop {
+            end,
+            dotted,
+            head: head_of(self.bytes().get(from..).unwrap_or_default()),
+        }
+    }
+
+    /// [`Lexer::string_stop`] from `from` on, `dotted` when a dot came before it.
+    #[inline(never)]
+    fn string_stop_after(&self, mut from: usize, mut dotted: bool) -> (usize, bool) {
         let bytes = self.bytes();
-        let mut dotted = false;
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         while from + 16 <= bytes.len() {
             let (stops, dots) = sse2::string_stops(&bytes[from..from + 16]);
@@ -196,17 +260,24 @@ impl<'a> Lexer<'a> {
 
     /// Reads an object key whose opening quote is next, as [`Lexer::string`] does, and
     /// whether it holds a `.`.
-    pub(crate) fn key(&mut self) -> Result<(Cow<'a, str>, bool), Invalid> {
+    pub(crate) fn key(&mut self) -> Result<Key<'a>, Invalid> {
         let start = self.at + 1;
-        let (end, dotted) = self.string_stop(start);
-        let key = self.string_from(start, end)?;
+        let stop = self.string_stop(start);
+        let text = self.string_from(start, stop.end)?;
         // The flag covers the plain text up to the first stop; a decoded key is checked
         // whole (an escape may hide a dot).
-        let dotted = match &key {
-            Cow::Borrowed(_) => dotted,
-            Cow::Owned(decoded) => decoded.contains('.'),
-        };
-        Ok((key, dotted))
+        Ok(match text {
+            Cow::Borrowed(_) => Key {
+                text,
+                dotted: stop.dotted,
+                head: Some(stop.head),
+            },
+            Cow::Owned(decoded) => Key {
+                dotted: decoded.contains('.'),
+                text: Cow::Owned(decoded),
+                head: None,
+            },
+        })
     }
 
     /// Reads a string whose opening quote is next: borrowed from the line when it holds
@@ -662,11 +733,13 @@ mod tests {
                         let text = String::from_utf8(bytes).unwrap();
                         let lexer = Lexer::new(&text);
                         for from in 0..4.min(len + 1) {
+                            let found = lexer.string_stop(from);
                             assert_eq!(
-                                lexer.string_stop(from),
+                                (found.end, found.dotted),
                                 reference(text.as_bytes(), from),
                                 "{text:?} from {from}"
                             );
+                            assert_eq!(found.head, head_of(&text.as_bytes()[from..]));
                         }
                     }
                 }
@@ -693,8 +766,11 @@ mod tests {
             if let Ok(theirs) = serde_json::from_str::<String>(&quoted) {
                 proptest::prop_assert_eq!(ours.as_deref(), Some(theirs.as_str()));
             }
-            if let Ok((key, dotted)) = Lexer::new(&quoted).key() {
-                proptest::prop_assert_eq!(dotted, key.contains('.'), "{:?}", key);
+            if let Ok(key) = Lexer::new(&quoted).key() {
+                proptest::prop_assert_eq!(key.dotted, key.text.contains('.'), "{:?}", key.text);
+                if let Some(head) = key.head {
+                    proptest::prop_assert_eq!(head, head_of(&quoted.as_bytes()[1..]));
+                }
             }
             let mut skipping = Lexer::new(&quoted);
             proptest::prop_assert_eq!(

@@ -55,9 +55,49 @@ fn tag(segment: &str) -> u64 {
     head | (len.min(255) as u64) << 56
 }
 
+/// [`tag`] of a key of `len` bytes whose first eight bytes of the line (padded past its
+/// end with any bytes) are `head`, little-endian: the bytes past its end are masked off.
+#[inline]
+fn tag_from_head(head: u64, len: usize) -> u64 {
+    let kept = len.min(7) * 8;
+    let mask = (1u64 << kept) - 1;
+    (head & mask) | (len.min(255) as u64) << 56
+}
+
 /// Where a tag starts probing in an index of `mask + 1` slots (Fibonacci hashing).
 fn slot(tag: u64, mask: usize) -> usize {
     (tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask
+}
+
+/// A place in [`Node::index`]: a child's tag and node, and where its name is in
+/// `children`. The tag settles names of up to 7 bytes without another load.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    tag: u64,
+    node: u32,
+    /// The child's position in `children` + 1; 0 for an empty slot.
+    position: u32,
+}
+
+/// Whether `name` and `segment`, whose tags are equal (so are their lengths and first
+/// seven bytes), are the same text: names of up to 15 bytes differ, if at all, in their
+/// last eight bytes, compared as one word.
+#[inline]
+fn same_tail(name: &str, segment: &str) -> bool {
+    let (name, segment) = (name.as_bytes(), segment.as_bytes());
+    let len = segment.len();
+    match len {
+        0..=7 => true,
+        8..=15 => {
+            let last8 = |bytes: &[u8]| {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&bytes[len - 8..len]);
+                u64::from_le_bytes(word)
+            };
+            last8(name) == last8(segment)
+        }
+        _ => name == segment,
+    }
 }
 
 /// The trie's root: the object's top level.
@@ -80,9 +120,9 @@ pub(crate) struct Node {
     /// Bit `n` set when a child's name is `n` bytes long (63 for any longer): most keys
     /// of a record match no child, and this rejects them without comparing text.
     child_lengths: u64,
-    /// For nodes with many children (the top level): an open-addressing table of
-    /// `children` positions + 1 by [`tag`], 0 for empty, at most a quarter full.
-    index: Vec<u32>,
+    /// For nodes with many children (the top level): an open-addressing table of the
+    /// children by [`tag`], at most a quarter full.
+    index: Vec<Slot>,
     /// What a value found here is for.
     pub(crate) targets: Vec<Target>,
     /// Index in [`TIME_FIELDS`] (top level only).
@@ -141,14 +181,18 @@ impl Trie {
         parent.children.push((tag(segment), segment.into(), id));
         parent.child_lengths |= length_bit(segment);
         if parent.children.len() > 4 {
-            let mut index = vec![0u32; (parent.children.len() * 4).next_power_of_two()];
+            let mut index = vec![Slot::default(); (parent.children.len() * 4).next_power_of_two()];
             let mask = index.len() - 1;
-            for (position, (tag, _, _)) in parent.children.iter().enumerate() {
+            for (position, (tag, _, node)) in parent.children.iter().enumerate() {
                 let mut at = slot(*tag, mask);
-                while index[at] != 0 {
+                while index[at].position != 0 {
                     at = (at + 1) & mask;
                 }
-                index[at] = position as u32 + 1;
+                index[at] = Slot {
+                    tag: *tag,
+                    node: *node,
+                    position: position as u32 + 1,
+                };
             }
             parent.index = index;
         }
@@ -157,32 +201,36 @@ impl Trie {
 
     /// The child of `node` named `segment`.
     fn child(&self, node: u32, segment: &str) -> Option<u32> {
+        self.child_tagged(node, segment, || tag(segment))
+    }
+
+    /// [`Trie::child`], with the segment's [`tag`] made by `tag_of` when needed.
+    fn child_tagged(&self, node: u32, segment: &str, tag_of: impl FnOnce() -> u64) -> Option<u32> {
         let node = &self.nodes[node as usize];
         if node.child_lengths & length_bit(segment) == 0 {
             return None;
         }
         // Comparing tags settles names of up to 7 bytes without calling memcmp.
-        let wanted = tag(segment);
-        let matches = |(tag, name, _): &(u64, Box<str>, u32)| {
-            *tag == wanted && (segment.len() <= 7 || **name == *segment)
-        };
+        let wanted = tag_of();
         if node.index.is_empty() {
             return node
                 .children
                 .iter()
-                .find(|child| matches(child))
+                .find(|(tag, name, _)| *tag == wanted && same_tail(name, segment))
                 .map(|(_, _, id)| *id);
         }
         let mask = node.index.len() - 1;
         let mut at = slot(wanted, mask);
         loop {
-            let position = node.index[at];
-            if position == 0 {
+            let found = node.index[at];
+            if found.position == 0 {
                 return None;
             }
-            let child = &node.children[position as usize - 1];
-            if matches(child) {
-                return Some(child.2);
+            if found.tag == wanted
+                && (segment.len() <= 7
+                    || same_tail(&node.children[found.position as usize - 1].1, segment))
+            {
+                return Some(found.node);
             }
             at = (at + 1) & mask;
         }
@@ -320,15 +368,19 @@ impl<'a> Walker<'_, 'a> {
             if lexer.peek() != Some(b'"') {
                 return Err(Invalid);
             }
-            let (key, dotted) = lexer.key()?;
+            let key = lexer.key()?;
             lexer.expect(b':')?;
             if let Some(top) = top.as_deref_mut() {
                 top.empty = false;
             }
-            let found = if dotted {
-                self.trie.walk(node, &key)
+            let found = if key.dotted {
+                self.trie.walk(node, &key.text)
             } else {
-                self.trie.child(node, &key)
+                let text = &key.text;
+                self.trie.child_tagged(node, text, || match key.head {
+                    Some(head) => tag_from_head(head, text.len()),
+                    None => tag(text),
+                })
             };
             match found {
                 None => lexer.skip_value()?,
@@ -432,5 +484,56 @@ mod tests {
         }
         let long = "x".repeat(300);
         assert_eq!(tag(&long), tag_bytewise(&long));
+    }
+
+    #[test]
+    fn names_with_the_same_tag_lead_to_their_own_nodes() {
+        // Equal lengths and first seven bytes: only the rest tells them apart.
+        let names = [
+            "request_id",
+            "request_ix",
+            "requestXid",
+            "request_correlation_a",
+            "request_correlation_b",
+            "req",
+        ];
+        // Two children are searched in turn, more through the node's index.
+        for count in [2, names.len()] {
+            let mut trie = Trie {
+                nodes: vec![Node::default()],
+            };
+            let ids: Vec<u32> = names[..count]
+                .iter()
+                .map(|name| trie.insert(name))
+                .collect();
+            for (name, id) in names[..count].iter().zip(&ids) {
+                assert_eq!(trie.child(ROOT, name), Some(*id), "{name}");
+            }
+            for other in ["request_iy", "request_correlation_c", "requ", "request_i"] {
+                assert_eq!(trie.child(ROOT, other), None, "{other}");
+            }
+        }
+    }
+
+    #[test]
+    fn tags_from_a_key_s_head_equal_tags_of_its_text() {
+        // Whatever follows the key in the line is masked off.
+        let line = "abcdefghijklmnop\"qrstuvwxyz_é.0123456789ü";
+        for start in 0..line.len() {
+            for end in start..=line.len() {
+                if let Some(segment) = line.get(start..end) {
+                    let rest = &line.as_bytes()[start..];
+                    let mut head = [0xffu8; 8];
+                    let len = rest.len().min(8);
+                    head[..len].copy_from_slice(&rest[..len]);
+                    let head = u64::from_le_bytes(head);
+                    assert_eq!(
+                        tag_from_head(head, segment.len()),
+                        tag(segment),
+                        "{segment:?}"
+                    );
+                }
+            }
+        }
     }
 }
