@@ -11,48 +11,79 @@
 use bytes::BytesMut;
 use std::time::Duration;
 
-use chrono::{
-    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Timelike,
-    Utc,
-};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 
 use crate::json::TimeValue;
 
-/// A point in time, UTC, nanosecond precision.
+/// A point in time, UTC, nanosecond precision: seconds since the Unix epoch, and the
+/// nanoseconds past them, 1e9 and above during a leap second (as chrono keeps them).
+///
+/// Plain integers rather than a chrono `DateTime`: a record's time is parsed, counted in
+/// milliseconds and nanoseconds and written out once per record, and chrono's calendar
+/// arithmetic for each of those was about a twentieth of the agent's CPU. The date is
+/// computed only where text is read or written ([`days_from_civil`], [`civil_from_days`]);
+/// chrono stays for the rare shapes and years.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Timestamp(DateTime<Utc>);
+pub struct Timestamp {
+    secs: i64,
+    nanos: u32,
+}
 
 impl Timestamp {
     /// The current time.
     pub fn now() -> Self {
-        Timestamp(Utc::now())
+        Timestamp::from_chrono(Utc::now())
     }
 
-    /// Milliseconds since the Unix epoch.
+    fn from_chrono(time: DateTime<Utc>) -> Self {
+        Timestamp {
+            secs: time.timestamp(),
+            nanos: time.timestamp_subsec_nanos(),
+        }
+    }
+
+    /// The same instant as chrono's: every `Timestamp` is made from a valid chrono
+    /// time or a time within its range.
+    fn to_chrono(self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.secs, self.nanos).unwrap_or_default()
+    }
+
+    /// Milliseconds since the Unix epoch (a leap second counts as the one after it).
     pub fn millis(self) -> i64 {
-        self.0.timestamp_millis()
+        self.secs * 1_000 + i64::from(self.nanos / 1_000_000)
     }
 
     /// Microseconds since the Unix epoch.
     pub fn micros(self) -> i64 {
-        self.0.timestamp_micros()
+        self.secs * 1_000_000 + i64::from(self.nanos / 1_000)
     }
 
     /// Nanoseconds since the Unix epoch, clamped to what an `i64` holds (1677-09-21 to
     /// 2262-04-11). A leap second counts as the second after it, as in POSIX time.
     pub(crate) fn nanos_saturating(self) -> i64 {
-        self.0
-            .timestamp_nanos_opt()
-            .unwrap_or(if self.0.timestamp() < 0 {
-                i64::MIN
-            } else {
-                i64::MAX
-            })
+        let nanos = i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos);
+        i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
     }
 
     /// How long after `earlier` this is; zero when it is not later.
     pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
-        (self.0 - earlier.0).to_std().unwrap_or(Duration::ZERO)
+        if self.nanos >= 1_000_000_000 || earlier.nanos >= 1_000_000_000 {
+            // chrono's rules for differences across a leap second.
+            return (self.to_chrono() - earlier.to_chrono())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+        }
+        let nanos = (i128::from(self.secs) - i128::from(earlier.secs)) * 1_000_000_000
+            + i128::from(self.nanos)
+            - i128::from(earlier.nanos);
+        if nanos <= 0 {
+            return Duration::ZERO;
+        }
+        // Seconds below 2^64: the whole range is about 1.7e13 of them.
+        Duration::new(
+            (nanos / 1_000_000_000) as u64,
+            (nanos % 1_000_000_000) as u32,
+        )
     }
 
     /// RFC 3339 in UTC with the precision the source had (at least milliseconds).
@@ -66,25 +97,26 @@ impl Timestamp {
     /// Appends [`Timestamp::to_rfc3339`]'s text to `out` without allocating: this runs
     /// once per record. The text is laid out on the stack, two digits at a time.
     pub fn write_rfc3339(self, out: &mut BytesMut) {
-        let time = self.0;
-        let year = time.year();
-        if !(0..=9999).contains(&year) {
+        let date = civil_from_days(self.secs.div_euclid(86_400));
+        let Some((year, month, day)) = date.filter(|(year, _, _)| (0..=9999).contains(year)) else {
             // Signed or five-digit years: rare enough for chrono's general formatter.
-            let nanos = time.timestamp_subsec_nanos();
-            out.extend_from_slice(time.to_rfc3339_opts(precision(nanos), true).as_bytes());
+            let text = self
+                .to_chrono()
+                .to_rfc3339_opts(precision(self.nanos), true);
+            out.extend_from_slice(text.as_bytes());
             return;
-        }
+        };
+        let second_of_day = self.secs.rem_euclid(86_400) as u32;
         let mut text = *b"0000-00-00T00:00:00.000000000Z";
         put_digits(&mut text[0..4], year as u32);
-        put_digits(&mut text[5..7], time.month());
-        put_digits(&mut text[8..10], time.day());
-        put_digits(&mut text[11..13], time.hour());
-        put_digits(&mut text[14..16], time.minute());
-        // A leap second is kept in the nanoseconds by chrono (≥ 1e9): write it as :60.
-        let nanos = time.timestamp_subsec_nanos();
-        let leap = nanos >= 1_000_000_000;
-        put_digits(&mut text[17..19], time.second() + u32::from(leap));
-        let nanos = nanos % 1_000_000_000;
+        put_digits(&mut text[5..7], month);
+        put_digits(&mut text[8..10], day);
+        put_digits(&mut text[11..13], second_of_day / 3_600);
+        put_digits(&mut text[14..16], second_of_day / 60 % 60);
+        // A leap second is kept in the nanoseconds (≥ 1e9) of second 59: write it as :60.
+        let leap = self.nanos >= 1_000_000_000;
+        put_digits(&mut text[17..19], second_of_day % 60 + u32::from(leap));
+        let nanos = self.nanos % 1_000_000_000;
         let (digits, fraction) = match precision(nanos) {
             SecondsFormat::Millis => (3, nanos / 1_000_000),
             SecondsFormat::Micros => (6, nanos / 1_000),
@@ -93,6 +125,68 @@ impl Timestamp {
         put_digits(&mut text[20..20 + digits], fraction);
         text[20 + digits] = b'Z';
         out.extend_from_slice(&text[..21 + digits]);
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date of year 0 to 9999 (month 1 to
+/// 12, day 1 to 31). Howard Hinnant's `days_from_civil` in unsigned arithmetic: years in
+/// eras of 400 (one era added, so that the year before year 0 is not negative), months
+/// counted from March so that February's length comes last.
+fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
+    let year = year + 400 - u32::from(month <= 2);
+    let (era, year_of_era) = (year / 400, year % 400);
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    i64::from(era) * 146_097 + i64::from(day_of_era) - 719_468 - 146_097
+}
+
+/// The year, month and day of `days` since 1970-01-01 ([`days_from_civil`] undone), for
+/// years from -32,000 to 32,000; `None` outside.
+///
+/// Neri and Schneider's algorithm ("Euclidean affine functions and their application to
+/// calendar algorithms", 2022): unsigned 32-bit multiplications and shifts only, as this
+/// runs for every record written. Days are shifted by 82 eras of 400 years to be positive.
+fn civil_from_days(days: i64) -> Option<(i64, u32, u32)> {
+    const ERAS: u32 = 82;
+    const SHIFT: u32 = 719_468 + 146_097 * ERAS;
+    const YEARS: u32 = 400 * ERAS;
+    let shifted = u32::try_from(days + i64::from(SHIFT)).ok()?;
+    if shifted > 146_097 * 2 * ERAS {
+        return None;
+    }
+    // Century.
+    let n1 = 4 * shifted + 3;
+    let century = n1 / 146_097;
+    let day_of_century = n1 % 146_097 / 4;
+    // Year.
+    let n2 = 4 * u64::from(day_of_century) + 3;
+    let p2 = 2_939_745 * n2;
+    let year_of_century = (p2 >> 32) as u32;
+    let day_of_year = (p2 as u32) / 2_939_745 / 4;
+    let year = 100 * century + year_of_century;
+    // Month and day, counted from March.
+    let n3 = 2_141 * day_of_year + 197_913;
+    let month = n3 >> 16;
+    let day = (n3 & 0xffff) / 2_141;
+    let january_or_february = day_of_year >= 306;
+    Some((
+        i64::from(year) - i64::from(YEARS) + i64::from(january_or_february),
+        if january_or_february {
+            month - 12
+        } else {
+            month
+        },
+        day + 1,
+    ))
+}
+
+/// The number of days in `month` (1 to 12) of `year`.
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
 }
 
@@ -176,16 +270,25 @@ fn parse_common(text: &[u8]) -> Option<Timestamp> {
         }
         _ => return None,
     };
-    // chrono's constructors check the calendar: month, day (leap years too), hour,
-    // minute, and second below 60, leaving leap seconds to its parser.
+    // The checks chrono's constructors make: month, day (leap years too), hour, minute,
+    // and second below 60, leaving leap seconds to its parser.
     let year = two(y1, y2)? * 100 + two(y3, y4)?;
-    let local = NaiveDate::from_ymd_opt(year as i32, two(mo1, mo2)?, two(d1, d2)?)?
-        .and_hms_nano_opt(two(h1, h2)?, two(mi1, mi2)?, two(s1, s2)?, nanos)?;
-    let utc = match offset {
-        0 => local,
-        _ => local.checked_sub_offset(FixedOffset::east_opt(offset)?)?,
-    };
-    Some(Timestamp(utc.and_utc()))
+    let (month, day) = (two(mo1, mo2)?, two(d1, d2)?);
+    let (hour, minute, second) = (two(h1, h2)?, two(mi1, mi2)?, two(s1, s2)?);
+    if !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
+        || hour >= 24
+        || minute >= 60
+        || second >= 60
+    {
+        return None;
+    }
+    let local =
+        days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3_600 + minute * 60 + second);
+    Some(Timestamp {
+        secs: local - i64::from(offset),
+        nanos,
+    })
 }
 
 /// The value of two ASCII decimal digits.
@@ -243,7 +346,7 @@ fn offset_seconds(sign: u8, hours: u32, minutes: u32) -> Option<i32> {
 fn parse_text_chrono(text: &str) -> Option<Timestamp> {
     let text = text.trim();
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Some(Timestamp(time.with_timezone(&Utc)));
+        return Some(Timestamp::from_chrono(time.with_timezone(&Utc)));
     }
     // Common near-misses: a space instead of `T`, no offset, a `+0100` offset.
     for format in [
@@ -252,13 +355,13 @@ fn parse_text_chrono(text: &str) -> Option<Timestamp> {
         "%Y-%m-%d %H:%M:%S%.f%z",
     ] {
         if let Ok(time) = DateTime::parse_from_str(text, format) {
-            return Some(Timestamp(time.with_timezone(&Utc)));
+            return Some(Timestamp::from_chrono(time.with_timezone(&Utc)));
         }
     }
     let without_z = text.strip_suffix('Z').unwrap_or(text);
     for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(without_z, format) {
-            return Some(Timestamp(Utc.from_utc_datetime(&naive)));
+            return Some(Timestamp::from_chrono(Utc.from_utc_datetime(&naive)));
         }
     }
     None
@@ -289,7 +392,10 @@ pub fn parse_epoch(value: f64) -> Option<Timestamp> {
     } else {
         nanos
     };
-    Some(Timestamp(Utc.timestamp_nanos(nanos)))
+    Some(Timestamp {
+        secs: nanos.div_euclid(1_000_000_000),
+        nanos: nanos.rem_euclid(1_000_000_000) as u32,
+    })
 }
 
 /// The time a record's time field holds: RFC 3339 text, an epoch number, or an epoch
@@ -416,7 +522,7 @@ mod tests {
         while seconds < 253_402_300_799 {
             for sub in [0, 5_000_000, 123_456_000, nanos % 1_000_000_000] {
                 let time = Utc.timestamp_opt(seconds, sub).single().expect("in range");
-                assert_eq!(Timestamp(time).to_rfc3339(), chrono_text(time));
+                assert_eq!(Timestamp::from_chrono(time).to_rfc3339(), chrono_text(time));
             }
             seconds += 7_919_993; // about three months, a prime: every month and weekday
             nanos = nanos.wrapping_mul(48_271).wrapping_add(11);
@@ -430,14 +536,76 @@ mod tests {
                 .single()
                 .expect("valid"),
         ] {
-            assert_eq!(Timestamp(time).to_rfc3339(), chrono_text(time));
+            assert_eq!(Timestamp::from_chrono(time).to_rfc3339(), chrono_text(time));
         }
         let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
             .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
             .expect("a leap second");
         let leap = Utc.from_utc_datetime(&leap);
-        assert_eq!(Timestamp(leap).to_rfc3339(), "2016-12-31T23:59:60.500Z");
-        assert_eq!(Timestamp(leap).to_rfc3339(), chrono_text(leap));
+        assert_eq!(
+            Timestamp::from_chrono(leap).to_rfc3339(),
+            "2016-12-31T23:59:60.500Z"
+        );
+        assert_eq!(Timestamp::from_chrono(leap).to_rfc3339(), chrono_text(leap));
+    }
+
+    #[test]
+    fn counts_and_differences_are_chrono_s() {
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .map(|leap| Utc.from_utc_datetime(&leap))
+            .expect("a leap second");
+        let mut times = vec![leap, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC];
+        // From before 1677 to after 2262 (beyond i64 nanoseconds), both signs.
+        let mut seconds: i64 = -12_000_000_000;
+        let mut nanos: u32 = 7;
+        while seconds < 12_000_000_000 {
+            times.push(
+                Utc.timestamp_opt(seconds, nanos)
+                    .single()
+                    .expect("in range"),
+            );
+            seconds += 98_765_431;
+            nanos = nanos.wrapping_mul(48_271).wrapping_add(11) % 1_000_000_000;
+        }
+        for &time in &times {
+            let ours = Timestamp::from_chrono(time);
+            assert_eq!(ours.to_chrono(), time);
+            assert_eq!(ours.millis(), time.timestamp_millis(), "{time}");
+            assert_eq!(ours.micros(), time.timestamp_micros(), "{time}");
+            let chrono_nanos = time
+                .timestamp_nanos_opt()
+                .unwrap_or(if time.timestamp() < 0 {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                });
+            assert_eq!(ours.nanos_saturating(), chrono_nanos, "{time}");
+        }
+        for pair in times.windows(2) {
+            for (later, earlier) in [(pair[0], pair[1]), (pair[1], pair[0])] {
+                let chrono_delta = (later - earlier).to_std().unwrap_or(Duration::ZERO);
+                let ours = Timestamp::from_chrono(later)
+                    .saturating_duration_since(Timestamp::from_chrono(earlier));
+                assert_eq!(ours, chrono_delta, "{later} - {earlier}");
+            }
+        }
+        // Civil dates both ways, over the whole range written as text and beyond.
+        assert_eq!(civil_from_days(-12_700_000), None);
+        assert_eq!(civil_from_days(12_000_000), None);
+        for days in (-11_000_000..11_000_000).step_by(997).chain(-1_000..1_000) {
+            let (year, month, day) = civil_from_days(days).expect("in range");
+            let date = chrono::NaiveDate::from_num_days_from_ce_opt(days as i32 + 719_163)
+                .expect("in range");
+            use chrono::Datelike;
+            assert_eq!(
+                (year, month, day),
+                (i64::from(date.year()), date.month(), date.day())
+            );
+            if (0..=9999).contains(&year) {
+                assert_eq!(days_from_civil(year as u32, month, day), days);
+            }
+        }
     }
 
     #[test]
