@@ -184,12 +184,13 @@ impl<'a> Lexer<'a> {
     /// dots are paths).
     ///
     /// Most strings of a record end within sixteen bytes: that first search is inline,
-    /// the loop for longer ones out of line.
-    /// The eight bytes from `from` come along, for a key's tag (see `scan::tag`).
+    /// the loop for longer ones out of line. The eight bytes from `from` come along, for
+    /// a key's tag (see `scan::tag`).
     #[inline]
     fn string_stop(&self, from: usize) -> Stop {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         if let Some(chunk) = self.bytes().get(from..from + 16) {
+            // Eight bytes are there: one load (`head_of` would check for fewer).
             let mut head = [0u8; 8];
             head.copy_from_slice(&chunk[..8]);
             let head = u64::from_le_bytes(head);
