@@ -35,6 +35,7 @@ impl Timestamp {
         Timestamp::from_chrono(Utc::now())
     }
 
+    /// The same instant as `time`.
     fn from_chrono(time: DateTime<Utc>) -> Self {
         Timestamp {
             secs: time.timestamp(),
@@ -141,7 +142,7 @@ fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
 }
 
 /// The year, month and day of `days` since 1970-01-01 ([`days_from_civil`] undone), for
-/// years from -32,000 to 32,000; `None` outside.
+/// years from -32,800 to 32,800 (82 eras each way); `None` outside.
 ///
 /// Neri and Schneider's algorithm ("Euclidean affine functions and their application to
 /// calendar algorithms", 2022): unsigned 32-bit multiplications and shifts only, as this
