@@ -910,6 +910,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn discards_from_interleaved_batches_settle_every_batch() {
+        let mut h = start(Some(section()));
+        h.send(
+            "shop",
+            &[
+                r#"{"level":"info","request_id":"a","msg":"a1"}"#,
+                r#"{"level":"debug","request_id":"b","msg":"b1"}"#,
+            ],
+        )
+        .await;
+        h.send(
+            "shop",
+            &[
+                r#"{"level":"info","request_id":"b","msg":"b2"}"#,
+                r#"{"level":"info","request_id":"a","msg":"a2"}"#,
+            ],
+        )
+        .await;
+        assert!(h.received().await.is_empty());
+        // Both requests go idle together: their records are discarded in one tick, the
+        // two batches' acknowledgements interleaved.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            *h.statuses.lock().unwrap(),
+            [BatchStatus::Delivered, BatchStatus::Delivered]
+        );
+    }
+
+    #[tokio::test]
     async fn a_proxy_5xx_flushes_the_request() {
         let mut h = start(Some(long_idle()));
         h.send(
