@@ -647,6 +647,44 @@ async fn backpressure_stops_reading() {
 }
 
 #[tokio::test]
+async fn acks_move_the_checkpoint_while_the_output_is_full() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let path = logs.join("a.log");
+    let data = tmp.path().join("data");
+    append(&path, &numbered(0..100));
+    let mut c = config(&logs.join("*.log"));
+    c.max_batch_events = std::num::NonZeroUsize::new(10).unwrap();
+    let mut run = start(&c, &data, 1);
+    let first = tokio::time::timeout(DEADLINE, run.rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs(&lines_of(&first)), (0..10).collect::<Vec<_>>());
+    // Nothing more is received: the source fills the channel again and waits to send a
+    // third batch. The acknowledgement comes while it waits, and is applied there, at a
+    // checkpoint tick.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(run.metrics.lines_read.get(), 30);
+    for e in first {
+        e.ack.delivered();
+    }
+    let first_end = numbered(0..10).len() as u64;
+    let deadline = Instant::now() + DEADLINE;
+    while checkpoint_offsets(&data) != vec![(path.clone(), first_end)] {
+        assert!(
+            Instant::now() < deadline,
+            "checkpoint: {:?}",
+            checkpoint_offsets(&data)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(run.metrics.lines_read.get(), 30);
+    run.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_corrupt_checkpoint_file_is_a_build_error() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join(checkpoint::FILE_NAME), "nonsense").unwrap();
