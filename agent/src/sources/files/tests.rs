@@ -165,6 +165,19 @@ fn checkpoint_offsets(data_dir: &Path) -> Vec<(PathBuf, u64)> {
         .collect()
 }
 
+/// Waits until the checkpoint file holds `expected`, or fails at the deadline.
+async fn wait_for_checkpoints(data_dir: &Path, expected: &[(PathBuf, u64)]) {
+    let deadline = Instant::now() + DEADLINE;
+    while checkpoint_offsets(data_dir) != expected {
+        assert!(
+            Instant::now() < deadline,
+            "checkpoint: {:?}",
+            checkpoint_offsets(data_dir)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn pod_dir(base: &Path) -> PathBuf {
     let dir = base.join("var/log/pods/shop_cart-1_uid-9/cart");
     std::fs::create_dir_all(&dir).unwrap();
@@ -401,15 +414,7 @@ async fn undelivered_batch_holds_the_checkpoint_back() {
     for e in b2 {
         e.ack.delivered();
     }
-    let deadline = Instant::now() + DEADLINE;
-    while checkpoint_offsets(&data) != vec![(path.clone(), first_end)] {
-        assert!(
-            Instant::now() < deadline,
-            "checkpoint: {:?}",
-            checkpoint_offsets(&data)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_checkpoints(&data, &[(path.clone(), first_end)]).await;
     run.stop().await.unwrap();
     assert_eq!(checkpoint_offsets(&data), vec![(path.clone(), first_end)]);
 
@@ -671,15 +676,7 @@ async fn acks_move_the_checkpoint_while_the_output_is_full() {
         e.ack.delivered();
     }
     let first_end = numbered(0..10).len() as u64;
-    let deadline = Instant::now() + DEADLINE;
-    while checkpoint_offsets(&data) != vec![(path.clone(), first_end)] {
-        assert!(
-            Instant::now() < deadline,
-            "checkpoint: {:?}",
-            checkpoint_offsets(&data)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_checkpoints(&data, &[(path.clone(), first_end)]).await;
     assert_eq!(run.metrics.lines_read.get(), 30);
     run.stop().await.unwrap();
 }
