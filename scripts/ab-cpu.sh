@@ -9,7 +9,8 @@
 #   scripts/ab-cpu.sh BIN_A BIN_B [ROUNDS] [LINES]   # default 10 rounds, 2,000,000 lines
 #
 # Default pipeline, no gzip. Prints each pair, then how often B used less CPU than A and
-# the mean and median of B − A. Build both binaries with `cargo build --release` first
+# the mean and median of B − A, over all pairs and over the undisturbed ones. Build both
+# binaries with `cargo build --release` first
 # (copy the older one aside: the build overwrites it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,27 +50,26 @@ for round in $(seq "$rounds"); do
   echo "round $round: A $a s, B $b s$([ $((round % 2)) = 1 ] && echo " (A first)" || echo " (B first)")"
   pairs+=("$a $b")
 done
-printf '%s\n' "${pairs[@]}" | awk -v total="$total" '
-  { n++; d[n] = $2 - $1; sum += d[n]; sa += $1; sb += $2; if ($2 < $1) lower++ }
-  END {
-    # The median of the differences within pairs: one disturbed pair moves the mean, not this.
-    for (i = 2; i <= n; i++) { x = d[i]; for (j = i - 1; j >= 1 && d[j] > x; j--) d[j + 1] = d[j]; d[j + 1] = x }
-    median = (n % 2) ? d[(n + 1) / 2] : (d[n / 2] + d[n / 2 + 1]) / 2
-    printf "%d lines; A mean %.3f s, B mean %.3f s; B - A: mean %+.3f s (%+.1f %%), median %+.3f s (%+.1f %%); B lower in %d of %d rounds\n",
-      total, sa / n, sb / n, sum / n, 100 * sum / sa, median, 100 * median * n / sa, lower, n
-  }'
 # The machine also falls into a state where every run takes about 60 % longer, for minutes
 # at a time: a pair with a run in it compares two machines. Pairs whose runs both took
-# less than 1.2 times the fastest run of either build are summarised on their own.
-printf '%s\n' "${pairs[@]}" | awk '
-  { n++; a[n] = $1; b[n] = $2; if (n == 1 || $1 < fastest) fastest = $1; if ($2 < fastest) fastest = $2 }
+# less than 1.2 times the fastest run of either build are also summarised on their own.
+printf '%s\n' "${pairs[@]}" | awk -v total="$total" '
+  # The median of v[1..n], which it sorts.
+  function median(v, n,    i, j, x) {
+    for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+  { n++; a[n] = $1; b[n] = $2; d[n] = $2 - $1; sum += d[n]; sa += $1; sb += $2; if ($2 < $1) lower++
+    if (n == 1 || $1 < fastest) fastest = $1; if ($2 < fastest) fastest = $2 }
   END {
+    # The median of the differences within pairs: one disturbed pair moves the mean, not this.
+    m = median(d, n)
+    printf "%d lines; A mean %.3f s, B mean %.3f s; B - A: mean %+.3f s (%+.1f %%), median %+.3f s (%+.1f %%); B lower in %d of %d rounds\n",
+      total, sa / n, sb / n, sum / n, 100 * sum / sa, m, 100 * m * n / sa, lower, n
     for (i = 1; i <= n; i++) if (a[i] < 1.2 * fastest && b[i] < 1.2 * fastest) {
-      k++; r[k] = 100 * (b[i] - a[i]) / a[i]; sum += r[k]; if (b[i] < a[i]) lower++
+      k++; r[k] = 100 * (b[i] - a[i]) / a[i]; rsum += r[k]; if (b[i] < a[i]) rlower++
     }
     if (k == 0) { print "no pair ran undisturbed"; exit }
-    for (i = 2; i <= k; i++) { x = r[i]; for (j = i - 1; j >= 1 && r[j] > x; j--) r[j + 1] = r[j]; r[j + 1] = x }
-    median = (k % 2) ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2
     printf "undisturbed pairs (both runs under %.2f s): %d of %d; B - A: mean %+.1f %%, median %+.1f %%; B lower in %d of %d\n",
-      1.2 * fastest, k, n, sum / k, median, lower + 0, k
+      1.2 * fastest, k, n, rsum / k, median(r, k), rlower + 0, k
   }'
